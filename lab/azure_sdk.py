@@ -1,0 +1,54 @@
+"""Connect the unmodified Azure SDK to a lab's ARM twin.
+
+Checks and tests build their ``ComputeManagementClient`` here so that pointing them at
+real Azure instead is a change of credential and endpoint, not of code.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from azure.core.credentials import AccessToken
+from azure.mgmt.compute import ComputeManagementClient
+
+TOKEN_LIFETIME_SECONDS = 3600
+
+
+class StaticTokenCredential:
+    """A ``TokenCredential`` that always hands out the lab's fixed bearer token.
+
+    The twin has no identity provider; it accepts one token, fixed at ``up``. Scopes,
+    claims and tenant are ignored because there is nothing to ask them of.
+    """
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("token must not be empty")
+        self._token = token
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + TOKEN_LIFETIME_SECONDS)
+
+
+def compute_client(
+    endpoint: str, token: str, subscription_id: str, ca_file: Path | str
+) -> ComputeManagementClient:
+    """A compute client for the twin at ``endpoint`` (``https://127.0.0.1:<port>``).
+
+    ``ca_file`` is the lab CA (``ca.pem``): TLS stays verified, as with real Azure.
+    """
+    return ComputeManagementClient(
+        StaticTokenCredential(token),
+        subscription_id,
+        base_url=endpoint,
+        connection_verify=str(ca_file),
+    )

@@ -1,0 +1,153 @@
+"""The ``snaplab`` command line: parses, calls, prints. No logic lives here.
+
+This is the one place where :class:`lab.errors.SnaplabError` becomes a one-line
+message and an exit code; tracebacks only appear with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from lab.errors import SnaplabError
+from lab.provision import engine, images
+from lab.provision import lab as labs
+from lab.provision.spec import DEFAULT_LAB, lab_spec
+
+console = Console(stderr=True)
+
+
+class SnaplabGroup(click.Group):
+    """Translates snaplab errors (and Ctrl-C) at the boundary."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SnaplabError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Callable[[str], None]]:
+    with console.status(title) as status:
+
+        def report(step: str) -> None:
+            console.log(step)
+            status.update(step)
+
+        yield report
+
+
+@click.group(cls=SnaplabGroup)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """snaplab: Azure-like Linux guests, the real agent, and the snapshot timeout."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.command()
+def setup() -> None:
+    """Install and start a Docker engine if needed, and build every lab image."""
+    with _progress("setting up") as report:
+        client = engine.ensure_engine(report)
+        engine.raise_inotify_limit()
+        for recipe in images.all_recipes():
+            report(f"{recipe.name}: {images.ensure_image(client, recipe, report)}")
+    click.echo("snaplab is set up")
+
+
+@cli.command()
+@click.option("--lab", "lab_name", default=DEFAULT_LAB, show_default=True, help="Lab name.")
+@click.option(
+    "--vm",
+    "vms",
+    multiple=True,
+    metavar="NAME[:agent=VERSION]",
+    help=f"A guest VM (repeatable; agents: {', '.join(images.AGENT_FLAVORS)}).",
+)
+def up(lab_name: str, vms: tuple[str, ...]) -> None:
+    """Bring up a lab and wait until every guest agent is Ready."""
+    spec = lab_spec(lab_name, vms)
+    with _progress(f"bringing up lab {spec.name}") as report:
+        client = engine.ensure_engine(report)
+        engine.raise_inotify_limit()
+        labs.up(client, spec, report)
+    _print_status(labs.status(client, spec.name))
+
+
+@cli.command()
+@click.argument("lab_name", metavar="[LAB]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(lab_name: str | None, as_json: bool) -> None:
+    """Show a lab's VMs, their agents and extensions."""
+    client = engine.connect()
+    result = labs.status(client, labs.resolve_lab(client, lab_name))
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        _print_status(result)
+
+
+@cli.command()
+@click.argument("lab_name", metavar="[LAB]", required=False)
+@click.option("--all", "everything", is_flag=True, help="Remove every snaplab lab.")
+def down(lab_name: str | None, everything: bool) -> None:
+    """Remove a lab (or, with --all, everything any lab left behind)."""
+    if everything and lab_name:
+        raise click.UsageError("give a LAB or --all, not both")
+    client = engine.connect()
+    target = None if everything else labs.resolve_lab(client, lab_name)
+    removed = labs.down(client, target)
+    click.echo(f"removed {removed} object(s) of {'every lab' if target is None else target}")
+
+
+@cli.command()
+@click.argument("lab_name", metavar="[LAB]", required=False)
+def env(lab_name: str | None) -> None:
+    """Print shell exports that point the Azure SDK at the lab's ARM twin."""
+    client = engine.connect()
+    arm = labs.arm_endpoint(client, labs.resolve_lab(client, lab_name))
+    exports = {
+        "SNAPLAB_ARM_ENDPOINT": arm.url,
+        "AZURE_SUBSCRIPTION_ID": arm.subscription_id,
+        "SNAPLAB_RESOURCE_GROUP": arm.resource_group,
+        "SNAPLAB_ARM_TOKEN": arm.token,
+        "REQUESTS_CA_BUNDLE": arm.ca_file,
+        "SSL_CERT_FILE": arm.ca_file,
+    }
+    for key, value in exports.items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+def _print_status(result: dict[str, Any]) -> None:
+    click.echo(f"lab {result['lab']}")
+    for vm in result["vms"]:
+        agent = vm["agent"]
+        extensions = ", ".join(f"{e['name']} {e.get('status')}" for e in vm["extensions"]) or "none"
+        click.echo(
+            f"  {vm['name']:<12} {vm['power_state']:<9} agent {agent['version'] or '?':<9} "
+            f"{agent['status']:<10} last report {agent['last_report'] or 'never'}  "
+            f"extensions: {extensions}"
+        )
+
+
+def main() -> None:
+    cli(obj={})

@@ -1,0 +1,1 @@
+"""Image recipes: the files each lab image is built from (data, not code)."""

@@ -1,0 +1,141 @@
+"""Run the ARM twin: ``python3 -m lab.platform.armtwin_main``.
+
+The twin's container uses host networking, so it listens on 127.0.0.1 only: the SDK on
+the Docker host can reach it, nothing outside this machine can. Configuration comes from
+the environment the provisioner sets on the container:
+
+==================== ========================================================
+SNAPLAB_FABRIC_URL   base URL of the fabric's control API, e.g. http://10.0.0.2:8080
+SNAPLAB_ARM_PORT     TCP port on 127.0.0.1
+SNAPLAB_ARM_TOKEN    the only bearer token accepted
+SNAPLAB_TLS_CERT     server certificate (PEM) signed by the lab CA
+SNAPLAB_TLS_KEY      its private key (PEM)
+==================== ========================================================
+
+The Docker engine's socket must be mounted for power operations (``DockerPower``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from lab.platform.armtwin import ArmTwin, DockerPower, HttpFabricReader
+
+LISTEN_ADDRESS = "127.0.0.1"
+
+_log = logging.getLogger("lab.platform.armtwin_main")
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable twin."""
+
+
+@dataclass(frozen=True)
+class TwinConfig:
+    """Everything the twin needs to start, read once from the environment."""
+
+    fabric_url: str
+    port: int
+    token: str
+    tls_cert: Path
+    tls_key: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TwinConfig:
+        def need(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigError(f"{name} is not set")
+            return value
+
+        raw_port = need("SNAPLAB_ARM_PORT")
+        try:
+            port = int(raw_port)
+        except ValueError as exc:
+            raise ConfigError(f"SNAPLAB_ARM_PORT must be a number, got {raw_port!r}") from exc
+        if not 0 < port < 65536:
+            raise ConfigError(f"SNAPLAB_ARM_PORT out of range: {port}")
+        return cls(
+            fabric_url=need("SNAPLAB_FABRIC_URL"),
+            port=port,
+            token=need("SNAPLAB_ARM_TOKEN"),
+            tls_cert=Path(need("SNAPLAB_TLS_CERT")),
+            tls_key=Path(need("SNAPLAB_TLS_KEY")),
+        )
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server-side TLS context for the twin's certificate (TLS 1.2 or later)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile=str(cert), keyfile=str(key))
+    return context
+
+
+def build_server(app: ArmTwin, port: int, context: ssl.SSLContext) -> BaseWSGIServer:
+    """A threaded HTTPS server for ``app`` on 127.0.0.1 (port 0 picks a free port).
+
+    Threaded because the SDK polls an operation while the power change runs.
+    """
+    return make_server(LISTEN_ADDRESS, port, app, threaded=True, ssl_context=context)
+
+
+def serve_until_signalled(server: BaseWSGIServer) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting and return.
+
+    ``shutdown()`` must not run on the thread inside ``serve_forever()``, so the server
+    runs on a worker thread and the main thread only waits for the signal.
+    """
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        _log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker = threading.Thread(target=server.serve_forever, name="arm-twin", daemon=True)
+    worker.start()
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    worker.join(timeout=5)
+
+
+def main(env: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # we log each request ourselves
+    try:
+        config = TwinConfig.from_env(os.environ if env is None else env)
+        context = tls_context(config.tls_cert, config.tls_key)
+    except (ConfigError, OSError, ssl.SSLError) as exc:
+        _log.error("cannot start the ARM twin: %s", exc)
+        return 2
+    app = ArmTwin(HttpFabricReader(config.fabric_url), DockerPower(), config.token)
+    try:
+        server = build_server(app, config.port, context)
+    except OSError as exc:
+        _log.error("cannot listen on %s:%d: %s", LISTEN_ADDRESS, config.port, exc)
+        return 1
+    _log.info(
+        "ARM twin on https://%s:%d (fabric %s)", LISTEN_ADDRESS, config.port, config.fabric_url
+    )
+    serve_until_signalled(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

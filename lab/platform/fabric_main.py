@@ -1,0 +1,249 @@
+"""Entry point of the fabric container: ``python3 -m lab.platform.fabric_main``.
+
+Runs, in one process, everything a lab's guests see of "Azure": dnsmasq (supervised,
+restarted if it dies, since a guest without DHCP answers is a fault we inject on
+purpose, never by accident), the WireServer on :80, the HostGAPlugin on :32526 and the
+control API on :8080, all over one shared :class:`~lab.platform.guest_state.Fabric`.
+IMDS is answered by the WireServer app once 169.254.169.254 is on ``lo``.
+
+Each request is logged as one line (source, method, path, status) to stdout and to
+``/var/log/snaplab/fabric.log``: during a drill that log is how a trainer sees which
+calls a broken guest stopped making. SIGTERM stops everything and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from lab.platform.control import ControlApp
+from lab.platform.dhcp import DEFAULT_LEASE_FILE, dnsmasq_argv
+from lab.platform.guest_state import Fabric
+from lab.platform.hostplugin import HostPluginApp
+from lab.platform.roster import (
+    CONTROL_PORT,
+    HOSTPLUGIN_PORT,
+    IMDS_ADDRESS,
+    ROSTER_PATH,
+    WIRESERVER_PORT,
+    Roster,
+)
+from lab.platform.wireserver import WireServerApp
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+LOG_DIR = Path("/var/log/snaplab")
+ARTIFACTS_DIR = Path("/var/lib/snaplab/artifacts")
+
+log = logging.getLogger("snaplab.fabric")
+request_log = logging.getLogger("snaplab.fabric.requests")
+
+
+class RequestLogger:
+    """WSGI middleware: one line per request, ``<service> <src> <METHOD> <path> <status>``."""
+
+    def __init__(self, app: WSGIApplication, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        status_holder: list[str] = []
+
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            status_holder.append(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        result = self.app(environ, capture)
+        path = environ.get("PATH_INFO", "")
+        query = environ.get("QUERY_STRING", "")
+        request_log.info(
+            "%s %s %s %s %s",
+            self.service,
+            environ.get("REMOTE_ADDR", "-"),
+            environ.get("REQUEST_METHOD", "-"),
+            f"{path}?{query}" if query else path,
+            status_holder[0] if status_holder else "-",
+        )
+        return result
+
+
+class DnsmasqSupervisor:
+    """Keeps dnsmasq running; restarts it with back-off when it exits unexpectedly."""
+
+    def __init__(self, argv: Sequence[str], stop: threading.Event) -> None:
+        self.argv = list(argv)
+        self.stop = stop
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="dnsmasq", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                with self._lock:
+                    self._process = subprocess.Popen(self.argv)
+                log.info("dnsmasq started (pid %d)", self._process.pid)
+                code = self._process.wait()
+            except OSError as exc:
+                log.error("dnsmasq could not start: %s", exc)
+                code = None
+            if self.stop.is_set():
+                return
+            log.warning("dnsmasq exited (%s); restarting in %.0f s", code, delay)
+            self.stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+    def terminate(self) -> None:
+        with self._lock:
+            process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def add_loopback_address(
+    address: str, run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run
+) -> bool:
+    """Put ``address``/32 on ``lo`` so IMDS traffic routed to us is accepted.
+
+    An address that is already there is success (the container may have restarted).
+    """
+    result = run(
+        ["ip", "addr", "add", f"{address}/32", "dev", "lo"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode == 0 or "exists" in (result.stderr or ""):
+        return True
+    log.error("could not add %s to lo: %s", address, (result.stderr or "").strip())
+    return False
+
+
+def build_apps(fabric: Fabric) -> dict[str, WSGIApplication]:
+    """The three fabric apps over one shared state, keyed by service name."""
+    return {
+        "wireserver": WireServerApp(fabric),
+        "hostplugin": HostPluginApp(fabric),
+        "control": ControlApp(fabric),
+    }
+
+
+def configure_logging(log_dir: Path | None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
+    if log_dir is not None:
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            handlers.append(logging.FileHandler(log_dir / "fabric.log"))
+        except OSError as exc:
+            print(f"fabric: cannot log to {log_dir}: {exc}", file=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    # Werkzeug's own access log would duplicate ours in another format.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="fabric", description=__doc__.splitlines()[0])
+    parser.add_argument("--roster", type=Path, default=ROSTER_PATH)
+    parser.add_argument("--bind", default="0.0.0.0", help="address the three services bind")
+    parser.add_argument("--wireserver-port", type=int, default=WIRESERVER_PORT)
+    parser.add_argument("--hostplugin-port", type=int, default=HOSTPLUGIN_PORT)
+    parser.add_argument("--control-port", type=int, default=CONTROL_PORT)
+    parser.add_argument("--artifacts", type=Path, default=ARTIFACTS_DIR)
+    parser.add_argument("--log-dir", type=Path, default=LOG_DIR)
+    parser.add_argument("--no-dhcp", action="store_true", help="do not run dnsmasq")
+    parser.add_argument(
+        "--no-imds-address", action="store_true", help=f"do not add {IMDS_ADDRESS} to lo"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_dir)
+    roster = Roster.load(args.roster)
+    fabric = Fabric(roster)
+    if args.artifacts.is_dir():
+        for url in fabric.artifacts.load_directory(args.artifacts):
+            log.info("serving extension manifest %s", url)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    if not args.no_imds_address:
+        add_loopback_address(IMDS_ADDRESS)
+
+    apps = build_apps(fabric)
+    ports = {
+        "wireserver": args.wireserver_port,
+        "hostplugin": args.hostplugin_port,
+        "control": args.control_port,
+    }
+    servers: list[BaseWSGIServer] = []
+    try:
+        for service, app in apps.items():
+            servers.append(
+                make_server(args.bind, ports[service], RequestLogger(app, service), threaded=True)
+            )
+    except OSError as exc:
+        log.error("cannot bind: %s", exc)
+        for server in servers:
+            server.server_close()
+        return 1
+    for service, server in zip(apps, servers, strict=True):
+        threading.Thread(target=server.serve_forever, name=service, daemon=True).start()
+        log.info("%s listening on %s:%d", service, args.bind, ports[service])
+
+    supervisor = None
+    if not args.no_dhcp:
+        Path(DEFAULT_LEASE_FILE).parent.mkdir(parents=True, exist_ok=True)
+        supervisor = DnsmasqSupervisor(dnsmasq_argv(roster), stop)
+        supervisor.start()
+
+    log.info("fabric for lab %s up with %d guest(s)", roster.lab, len(roster.guests))
+    while not stop.wait(1.0):
+        pass
+
+    if supervisor is not None:
+        supervisor.terminate()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    log.info("fabric stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Build the lab images from Debian packages, cached by a hash of their recipe.
+
+No container registry is reachable, so every image starts as a root filesystem made
+by ``mmdebstrap`` from the machine's own Debian archive, imported with
+``docker import``, and finished by a Dockerfile from ``lab/images/<kind>/``. The tag
+of each image is a hash of everything that went into it, so an unchanged recipe is
+never rebuilt and a changed one never reuses a stale image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, BuildError, ImageNotFound
+
+from lab.errors import ImageBuildFailed, UnknownAgentVersion
+from lab.provision.apt_sources import Archive, machine_archive
+from lab.provision.labels import IMAGE_LABEL, RECIPE_LABEL
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = PACKAGE_ROOT / "images"
+AZURITE_VERSION = "3.33.0"
+MMDEBSTRAP_TIMEOUT = 1800
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Rootfs:
+    """A root filesystem made by mmdebstrap: suite, extra suites, packages, hooks."""
+
+    name: str
+    suite: str
+    packages: tuple[str, ...]
+    extra_suites: tuple[str, ...] = ()
+    hooks: tuple[str, ...] = ()
+
+    def digest(self) -> str:
+        return _digest(json.dumps([self.suite, self.packages, self.extra_suites, self.hooks]))
+
+    @property
+    def tag(self) -> str:
+        return f"snaplab/rootfs-{self.name}:{self.digest()[:12]}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A finished image: a rootfs, a Dockerfile folder, build args and extra files."""
+
+    name: str
+    rootfs: Rootfs
+    context: str
+    build_args: tuple[tuple[str, str], ...] = ()
+    extra_files: tuple[tuple[Path, str], ...] = field(default=())
+
+    def files(self) -> list[tuple[str, Path]]:
+        """(path in the build context, source file) pairs, sorted for a stable hash."""
+        pairs = [
+            (p.relative_to(RECIPES_DIR / self.context).as_posix(), p)
+            for p in (RECIPES_DIR / self.context).rglob("*")
+            if p.is_file()
+        ]
+        for source, dest in self.extra_files:
+            if source.is_dir():
+                pairs.extend(
+                    (f"{dest}/{p.relative_to(source).as_posix()}", p)
+                    for p in source.rglob("*.py")
+                    if p.is_file()
+                )
+            else:
+                pairs.append((dest, source))
+        return sorted(pairs)
+
+    def digest(self) -> str:
+        h = hashlib.sha256(self.rootfs.digest().encode())
+        h.update(json.dumps(self.build_args).encode())
+        for arcname, path in self.files():
+            h.update(arcname.encode() + b"\0" + path.read_bytes() + b"\0")
+        return h.hexdigest()
+
+    @property
+    def tag(self) -> str:
+        return f"snaplab/{self.name}:{self.digest()[:12]}"
+
+
+_GUEST_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "ifupdown",
+    "isc-dhcp-client",
+    "iproute2",
+    "iptables",
+    "stress-ng",
+    "openssl",
+    "python3",
+    "procps",
+    "ca-certificates",
+    "curl",
+)
+
+
+@dataclass(frozen=True)
+class AgentFlavor:
+    """Where one waagent version comes from: the guest's suite and the package spec."""
+
+    version: str
+    suite: str
+    package: str
+    extra_suites: tuple[str, ...] = ()
+
+
+AGENT_FLAVORS: dict[str, AgentFlavor] = {
+    # bullseye's package: below Azure's minimum supported 2.2.53.1; installs on bookworm.
+    "2.2.47": AgentFlavor("2.2.47", "bookworm", "waagent/bullseye", ("bullseye",)),
+    "2.7.3.0": AgentFlavor("2.7.3.0", "bookworm", "waagent"),
+    # trixie's package needs trixie's Python crypt modules, so the guest is trixie.
+    "2.12.0.2": AgentFlavor("2.12.0.2", "trixie", "waagent"),
+}
+DEFAULT_AGENT = "2.7.3.0"
+
+
+def agent_flavor(version: str) -> AgentFlavor:
+    try:
+        return AGENT_FLAVORS[version]
+    except KeyError:
+        known = ", ".join(AGENT_FLAVORS)
+        raise UnknownAgentVersion(f"unknown agent version {version!r} (known: {known})") from None
+
+
+def guest_recipe(version: str) -> Recipe:
+    flavor = agent_flavor(version)
+    rootfs = Rootfs(
+        name=f"guest-{flavor.version}",
+        suite=flavor.suite,
+        packages=(*_GUEST_PACKAGES, flavor.package),
+        extra_suites=flavor.extra_suites,
+    )
+    return Recipe(
+        name=f"guest-{flavor.version}",
+        rootfs=rootfs,
+        context="guest",
+        build_args=(("AGENT_VERSION", flavor.version),),
+    )
+
+
+def host_recipe() -> Recipe:
+    rootfs = Rootfs(
+        name="host",
+        suite="bookworm",
+        packages=(
+            "python3",
+            "python3-werkzeug",
+            "python3-docker",
+            "dnsmasq-base",
+            "iproute2",
+            "procps",
+            "ca-certificates",
+        ),
+    )
+    platform = PACKAGE_ROOT / "platform"
+    return Recipe(
+        name="host",
+        rootfs=rootfs,
+        context="host",
+        extra_files=((PACKAGE_ROOT / "__init__.py", "lab/__init__.py"), (platform, "lab/platform")),
+    )
+
+
+def storage_recipe() -> Recipe:
+    # npm inside the chroot must trust what the machine trusts (a proxy CA, say),
+    # so the machine's CA bundle is lent to it for the install and removed after.
+    rootfs = Rootfs(
+        name="storage",
+        suite="trixie",
+        packages=("nodejs", "npm", "ca-certificates"),
+        hooks=(
+            'mkdir -p "$1/tmp/hostca" && cp /etc/ssl/certs/ca-certificates.crt "$1/tmp/hostca/ca.crt"',
+            'chroot "$1" env npm_config_cafile=/tmp/hostca/ca.crt npm install -g --no-audit '
+            f"--no-fund --loglevel=error azurite@{AZURITE_VERSION}",
+            'rm -rf "$1/tmp/hostca" "$1/root/.npm"',
+        ),
+    )
+    return Recipe(name="storage", rootfs=rootfs, context="storage")
+
+
+def all_recipes(agent_versions: tuple[str, ...] = tuple(AGENT_FLAVORS)) -> list[Recipe]:
+    return [host_recipe(), storage_recipe(), *(guest_recipe(v) for v in agent_versions)]
+
+
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def ensure_image(client: docker.DockerClient, recipe: Recipe, report: Report) -> str:
+    """Build ``recipe`` unless an image with its hash exists; return its tag."""
+    if image_exists(client, recipe.tag):
+        return recipe.tag
+    if not image_exists(client, recipe.rootfs.tag):
+        report(f"building root filesystem {recipe.rootfs.name} (mmdebstrap, {recipe.rootfs.suite})")
+        _build_rootfs(client, recipe.rootfs)
+    report(f"building image {recipe.name}")
+    _build_image(client, recipe)
+    return recipe.tag
+
+
+def _build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> None:
+    if shutil.which("mmdebstrap") is None:
+        _apt_install("mmdebstrap")
+    archive = machine_archive()
+    with tempfile.TemporaryDirectory(prefix="snaplab-rootfs-") as tmp:
+        tarball = Path(tmp) / "rootfs.tar"
+        argv = _mmdebstrap_argv(rootfs, archive, tarball)
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=MMDEBSTRAP_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ImageBuildFailed(f"mmdebstrap for {rootfs.name} timed out") from exc
+        if done.returncode != 0:
+            raise ImageBuildFailed(
+                f"mmdebstrap for {rootfs.name} failed: {_last_error(done.stderr + done.stdout)}"
+            )
+        repository, tag = rootfs.tag.split(":")
+        try:
+            client.api.import_image_from_file(
+                str(tarball),
+                repository=repository,
+                tag=tag,
+                changes=[f"LABEL {IMAGE_LABEL}=rootfs {RECIPE_LABEL}={rootfs.digest()[:12]}"],
+            )
+        except APIError as exc:
+            raise ImageBuildFailed(f"docker import of {rootfs.name} failed: {exc.explanation}") from exc
+
+
+def _mmdebstrap_argv(rootfs: Rootfs, archive: Archive, tarball: Path) -> list[str]:
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--mode=root",
+        "--format=tar",
+        "--include=" + ",".join(rootfs.packages),
+    ]
+    argv += [f"--customize-hook={hook}" for hook in rootfs.hooks]
+    argv += [rootfs.suite, str(tarball), archive.line(rootfs.suite)]
+    argv += [archive.line(suite) for suite in rootfs.extra_suites]
+    return argv
+
+
+def _build_image(client: docker.DockerClient, recipe: Recipe) -> None:
+    context = _context_tar(recipe)
+    buildargs = {"ROOTFS": recipe.rootfs.tag, **dict(recipe.build_args)}
+    repository, tag = recipe.tag.split(":")
+    try:
+        client.images.build(
+            fileobj=context,
+            custom_context=True,
+            tag=recipe.tag,
+            buildargs=buildargs,
+            labels={IMAGE_LABEL: recipe.name, RECIPE_LABEL: tag},
+            rm=True,
+            forcerm=True,
+            network_mode="none",
+        )
+    except BuildError as exc:
+        lines = [str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log]
+        raise ImageBuildFailed(f"image {recipe.name} failed to build: {_last_error(''.join(lines))}") from exc
+    except APIError as exc:
+        raise ImageBuildFailed(f"image {recipe.name} failed to build: {exc.explanation}") from exc
+    client.images.get(recipe.tag).tag(repository, "latest")
+
+
+def _context_tar(recipe: Recipe) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for arcname, path in recipe.files():
+            info = tar.gettarinfo(str(path), arcname=arcname)
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = 0
+            with path.open("rb") as data:
+                tar.addfile(info, data)
+    buffer.seek(0)
+    return buffer
+
+
+def _apt_install(package: str) -> None:
+    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", package]):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ImageBuildFailed(f"could not install {package}: {_last_error(done.stderr)}")
+
+
+def _last_error(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("E:", "ERROR", "error", "npm ERR!"))]
+    pick = errors[-1] if errors else (lines[-1] if lines else "no output")
+    return pick[:300]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,46 @@
+"""Names and labels every Docker object of a lab carries.
+
+Cleanup is driven by the label alone (``snaplab.lab=<lab>``), so anything a killed
+run left behind can be found again without any state file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+LAB_LABEL = "snaplab.lab"
+ROLE_LABEL = "snaplab.role"
+VM_LABEL = "snaplab.vm"
+AGENT_LABEL = "snaplab.agent"
+ARM_PORT_LABEL = "snaplab.arm.port"
+ARM_TOKEN_LABEL = "snaplab.arm.token"
+IMAGE_LABEL = "snaplab.image"
+RECIPE_LABEL = "snaplab.recipe"
+
+# iptables rules carry this comment prefix so `down --all` can find them.
+RULE_COMMENT_PREFIX = "snaplab.lab="
+
+LAB_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+VM_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
+
+
+def lab_labels(lab: str, role: str, **extra: str) -> dict[str, str]:
+    return {LAB_LABEL: lab, ROLE_LABEL: role, **extra}
+
+
+def container_name(lab: str, part: str) -> str:
+    return f"snaplab-{lab}-{part}"
+
+
+def network_name(lab: str) -> str:
+    return f"snaplab-{lab}"
+
+
+def bridge_name(lab: str) -> str:
+    """A Linux bridge name (at most 15 characters) that is stable for a lab name."""
+    return "snl-" + hashlib.sha256(lab.encode()).hexdigest()[:11]
+
+
+def rule_comment(lab: str) -> str:
+    return RULE_COMMENT_PREFIX + lab

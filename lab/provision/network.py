@@ -1,0 +1,178 @@
+"""The lab's own internal Docker network and the host firewall rules it needs.
+
+Each lab gets an ``--internal`` bridge (nothing routed out, two labs never see each
+other) with a /24 from a private pool. With br_netfilter on, Docker's isolation rules
+also drop traffic *inside* such a bridge when it is not addressed to the subnet:
+DHCP broadcasts (0.0.0.0 -> 255.255.255.255) and IMDS (169.254.169.254, answered by
+the fabric, in both directions). ACCEPT rules in DOCKER-USER, limited to the lab's own bridge and
+tagged with the lab's name, let exactly that through; teardown removes them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import docker
+from docker.errors import APIError
+
+from lab.errors import ProvisionFailed
+from lab.platform.roster import IMDS_ADDRESS
+from lab.provision.labels import (
+    LAB_LABEL,
+    RULE_COMMENT_PREFIX,
+    bridge_name,
+    lab_labels,
+    network_name,
+    rule_comment,
+)
+
+POOL = ipaddress.ip_network("10.213.0.0/16")
+CHAIN = "DOCKER-USER"
+
+
+@dataclass(frozen=True)
+class LabAddresses:
+    """The fixed address plan of one lab subnet."""
+
+    subnet: ipaddress.IPv4Network
+
+    @property
+    def gateway(self) -> str:
+        return str(self.subnet.network_address + 1)
+
+    @property
+    def fabric(self) -> str:
+        return str(self.subnet.network_address + 2)
+
+    @property
+    def storage(self) -> str:
+        return str(self.subnet.network_address + 3)
+
+    def guest(self, index: int) -> str:
+        """Guests start at .10 (index 0), leaving room for platform parts."""
+        return str(self.subnet.network_address + 10 + index)
+
+
+def mac_for(ip: str) -> str:
+    """Docker's own scheme (02:42 + the IPv4 bytes), fixed so DHCP can know it up front."""
+    octets = ipaddress.IPv4Address(ip).packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in octets)
+
+
+def _used_subnets(client: docker.DockerClient) -> set[ipaddress.IPv4Network]:
+    used: set[ipaddress.IPv4Network] = set()
+    for net in client.networks.list():
+        for config in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if "Subnet" in config:
+                try:
+                    used.add(ipaddress.IPv4Network(config["Subnet"]))
+                except ValueError:
+                    continue
+    return used
+
+
+def create_network(client: docker.DockerClient, lab: str) -> LabAddresses:
+    """Create the lab's internal bridge on the first free /24 of the pool."""
+    used = _used_subnets(client)
+    for subnet in POOL.subnets(new_prefix=24):
+        if any(subnet.overlaps(u) for u in used):
+            continue
+        addresses = LabAddresses(subnet)
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=str(subnet), gateway=addresses.gateway)]
+        )
+        try:
+            client.networks.create(
+                network_name(lab),
+                driver="bridge",
+                internal=True,
+                ipam=ipam,
+                labels=lab_labels(lab, "network"),
+                options={"com.docker.network.bridge.name": bridge_name(lab)},
+            )
+        except APIError as exc:
+            if "overlap" in str(exc).lower():
+                used.add(subnet)
+                continue
+            raise ProvisionFailed(f"could not create network for lab {lab}: {exc.explanation}") from exc
+        return addresses
+    raise ProvisionFailed(f"no free /24 left in {POOL} for lab {lab}")
+
+
+def lab_addresses(client: docker.DockerClient, lab: str) -> LabAddresses:
+    net = client.networks.get(network_name(lab))
+    subnet = net.attrs["IPAM"]["Config"][0]["Subnet"]
+    return LabAddresses(ipaddress.IPv4Network(subnet))
+
+
+def _rule_specs(lab: str) -> list[list[str]]:
+    bridge = bridge_name(lab)
+    comment = ["-m", "comment", "--comment", rule_comment(lab)]
+    same_bridge = ["-i", bridge, "-o", bridge]
+    return [
+        [*same_bridge, "-p", "udp", "-m", "multiport", "--dports", "67,68", *comment, "-j", "ACCEPT"],
+        [*same_bridge, "-d", f"{IMDS_ADDRESS}/32", *comment, "-j", "ACCEPT"],
+        [*same_bridge, "-s", f"{IMDS_ADDRESS}/32", *comment, "-j", "ACCEPT"],
+    ]
+
+
+def add_firewall_rules(lab: str) -> None:
+    """Insert the lab's DOCKER-USER ACCEPT rules (idempotent)."""
+    iptables = _iptables()
+    for spec in _rule_specs(lab):
+        present = subprocess.run([iptables, "-C", CHAIN, *spec], capture_output=True, check=False)
+        if present.returncode == 0:
+            continue
+        done = subprocess.run(
+            [iptables, "-I", CHAIN, "1", *spec], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise ProvisionFailed(f"iptables could not add the lab's DHCP rule: {done.stderr.strip()}")
+
+
+def remove_firewall_rules(lab: str | None) -> int:
+    """Delete DOCKER-USER rules of one lab (or of every lab when ``lab`` is None)."""
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        return 0
+    listing = subprocess.run(
+        [iptables, "-S", CHAIN], capture_output=True, text=True, check=False
+    ).stdout
+    removed = 0
+    for line in listing.splitlines():
+        tokens = shlex.split(line)
+        if tokens[:2] != ["-A", CHAIN] or not _belongs_to(tokens, lab):
+            continue
+        deleted = subprocess.run([iptables, "-D", CHAIN, *tokens[2:]], capture_output=True, check=False)
+        removed += deleted.returncode == 0
+    return removed
+
+
+def _belongs_to(tokens: list[str], lab: str | None) -> bool:
+    if "--comment" not in tokens:
+        return False
+    comment = tokens[tokens.index("--comment") + 1]
+    return comment == rule_comment(lab) if lab else comment.startswith(RULE_COMMENT_PREFIX)
+
+
+def remove_network(client: docker.DockerClient, lab: str | None) -> int:
+    filters = {"label": f"{LAB_LABEL}={lab}" if lab else LAB_LABEL}
+    removed = 0
+    for net in client.networks.list(filters=filters):
+        try:
+            net.remove()
+            removed += 1
+        except APIError:
+            continue
+    return removed
+
+
+def _iptables() -> str:
+    path = shutil.which("iptables")
+    if path is None:
+        raise ProvisionFailed("iptables is missing on this machine (needed for the lab's DHCP rule)")
+    return path

@@ -1,0 +1,68 @@
+"""The dnsmasq command line rendered from a roster."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import replace
+
+import pytest
+from fabric_samples import make_roster
+
+from lab.platform.dhcp import dnsmasq_argv, option_245_value
+from lab.platform.roster import GuestEntry
+
+
+def test_option_245_is_hex_bytes() -> None:
+    assert option_245_value("10.199.0.2") == "0a:c7:00:02"
+    assert option_245_value("168.63.129.16") == "a8:3f:81:10"
+    with pytest.raises(ValueError):
+        option_245_value("not-an-ip")
+
+
+def test_argv_is_dhcp_only_static_and_points_at_the_fabric() -> None:
+    argv = dnsmasq_argv(make_roster())
+    assert argv[0] == "dnsmasq"
+    assert "--keep-in-foreground" in argv
+    assert "--port=0" in argv
+    assert "--interface=eth0" in argv
+    assert "--dhcp-authoritative" in argv
+    assert "--log-dhcp" in argv
+    assert "--log-facility=/var/log/snaplab/dnsmasq.log" in argv
+    assert any(a.startswith("--dhcp-leasefile=") for a in argv)
+    ranges = [a for a in argv if a.startswith("--dhcp-range=")]
+    assert len(ranges) == 1 and ranges[0].startswith("--dhcp-range=10.199.0.0,static")
+    assert "--dhcp-option-force=245,0a:c7:00:02" in argv
+    assert "--dhcp-option-force=121,169.254.169.254/32,10.199.0.2" in argv
+    assert "--dhcp-host=02:42:0a:c7:00:0b,10.199.0.11,vm1" in argv
+    assert "--dhcp-host=02:42:0a:c7:00:0c,10.199.0.12,vm2" in argv
+
+
+def test_argv_options() -> None:
+    argv = dnsmasq_argv(
+        make_roster(),
+        executable="/usr/sbin/dnsmasq",
+        interface="eth1",
+        lease_file="/tmp/l",
+        log_file="/tmp/d.log",
+    )
+    assert argv[0] == "/usr/sbin/dnsmasq"
+    assert "--interface=eth1" in argv
+    assert "--dhcp-leasefile=/tmp/l" in argv
+    assert "--log-facility=/tmp/d.log" in argv
+
+
+def test_addresses_outside_the_subnet_are_refused() -> None:
+    roster = make_roster()
+    with pytest.raises(ValueError):
+        dnsmasq_argv(replace(roster, fabric_ip="10.200.0.2"))
+    stray = GuestEntry("vm9", "10.200.0.9", "02:00:00:00:00:09", "2.7.3.0", "c")
+    with pytest.raises(ValueError):
+        dnsmasq_argv(replace(roster, guests=(*roster.guests, stray)))
+
+
+@pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq not installed")
+def test_dnsmasq_accepts_the_argv() -> None:
+    argv = dnsmasq_argv(make_roster(), lease_file="/tmp/x.leases", log_file="/tmp/x.log")
+    result = subprocess.run([*argv, "--test"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
