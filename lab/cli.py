@@ -95,11 +95,12 @@ def up(lab_name: str, vms: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("lab_name", metavar="[LAB]", required=False)
+@click.option("--vm", "vm_names", multiple=True, metavar="NAME", help="Only these VMs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(lab_name: str | None, as_json: bool) -> None:
+def status(lab_name: str | None, vm_names: tuple[str, ...], as_json: bool) -> None:
     """Show a lab's VMs, their agents and extensions."""
     client = engine.connect()
-    result = labs.status(client, labs.resolve_lab(client, lab_name))
+    result = labs.status(client, labs.resolve_lab(client, lab_name), vm_names)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

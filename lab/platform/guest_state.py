@@ -548,6 +548,9 @@ class ArtifactStore:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
         self._lock = threading.Lock()
+        # Serialises whole publications so a manifest is never overwritten by an older
+        # listing when two versions are published at once.
+        self._publish_lock = threading.Lock()
         self._files: dict[str, Artifact] = {}
         self._versions: dict[str, dict[str, str]] = {}
 
@@ -574,15 +577,17 @@ class ArtifactStore:
 
     def publish_extension(self, handler_name: str, version: str, package: bytes) -> str:
         """Serve a handler zip and (re)write its manifest; returns the manifest URL."""
-        zip_url = self.put(
-            f"extensions/{handler_name}/{handler_name}__{version}.zip", package, "application/zip"
-        )
-        with self._lock:
+        with self._publish_lock:
+            zip_url = self.put(
+                f"extensions/{handler_name}/{handler_name}__{version}.zip",
+                package,
+                "application/zip",
+            )
             versions = self._versions.setdefault(handler_name, {})
             versions[version] = zip_url
             listing = sorted(versions.items(), key=lambda kv: _version_key(kv[0]))
-        manifest = documents.plugin_version_manifest_xml([(v, [u]) for v, u in listing])
-        self.put(f"extensions/{handler_name}/manifest.xml", manifest, "text/xml")
+            manifest = documents.plugin_version_manifest_xml([(v, [u]) for v, u in listing])
+            self.put(f"extensions/{handler_name}/manifest.xml", manifest, "text/xml")
         return self.manifest_url(handler_name)
 
     def publish_ga_family(self, family: str) -> str:

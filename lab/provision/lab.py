@@ -184,12 +184,20 @@ def roster_of(client: docker.DockerClient, lab: str) -> Roster:
     return FabricClient(ip).roster()
 
 
-def status(client: docker.DockerClient, lab: str) -> dict[str, Any]:
-    """The lab's VMs: power state (Docker), agent and extensions (fabric)."""
+def status(
+    client: docker.DockerClient, lab: str, only: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The lab's VMs (or only the named ones): power state, agent and extensions."""
     roster = roster_of(client, lab)
+    for name in only:
+        if roster.guest_by_name(name) is None:
+            known = ", ".join(g.name for g in roster.guests)
+            raise UnknownVm(f"--vm {name!r}: lab {lab!r} has no such VM (it has: {known})")
     views = {vm["name"]: vm for vm in FabricClient(roster.fabric_ip).vms()}
     vms = []
     for guest in roster.guests:
+        if only and guest.name not in only:
+            continue
         view = views.get(guest.name, {})
         agent = view.get("agent") or {}
         vms.append(
