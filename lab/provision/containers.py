@@ -128,9 +128,7 @@ def create_storage(client: docker.DockerClient, lab: str, ip: str, image: str) -
     )
 
 
-def create_guest(
-    client: docker.DockerClient, lab: str, guest: GuestEntry, image: str
-) -> Container:
+def create_guest(client: docker.DockerClient, lab: str, guest: GuestEntry, image: str) -> Container:
     return _create(
         client,
         lab=lab,

@@ -185,7 +185,8 @@ def storage_recipe() -> Recipe:
         suite="trixie",
         packages=("nodejs", "npm", "ca-certificates"),
         hooks=(
-            'mkdir -p "$1/tmp/hostca" && cp /etc/ssl/certs/ca-certificates.crt "$1/tmp/hostca/ca.crt"',
+            'mkdir -p "$1/tmp/hostca"',
+            'cp /etc/ssl/certs/ca-certificates.crt "$1/tmp/hostca/ca.crt"',
             'chroot "$1" env npm_config_cafile=/tmp/hostca/ca.crt npm install -g --no-audit '
             f"--no-fund --loglevel=error azurite@{AZURITE_VERSION}",
             'rm -rf "$1/tmp/hostca" "$1/root/.npm"',
@@ -244,7 +245,9 @@ def _build_rootfs(client: docker.DockerClient, rootfs: Rootfs) -> None:
                 changes=[f"LABEL {IMAGE_LABEL}=rootfs {RECIPE_LABEL}={rootfs.digest()[:12]}"],
             )
         except APIError as exc:
-            raise ImageBuildFailed(f"docker import of {rootfs.name} failed: {exc.explanation}") from exc
+            raise ImageBuildFailed(
+                f"docker import of {rootfs.name} failed: {exc.explanation}"
+            ) from exc
 
 
 def _mmdebstrap_argv(rootfs: Rootfs, archive: Archive, tarball: Path) -> list[str]:
@@ -278,7 +281,9 @@ def _build_image(client: docker.DockerClient, recipe: Recipe) -> None:
         )
     except BuildError as exc:
         lines = [str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log]
-        raise ImageBuildFailed(f"image {recipe.name} failed to build: {_last_error(''.join(lines))}") from exc
+        raise ImageBuildFailed(
+            f"image {recipe.name} failed to build: {_last_error(''.join(lines))}"
+        ) from exc
     except APIError as exc:
         raise ImageBuildFailed(f"image {recipe.name} failed to build: {exc.explanation}") from exc
     client.images.get(recipe.tag).tag(repository, "latest")

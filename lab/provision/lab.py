@@ -119,7 +119,9 @@ def _create_lab(
     _wait_for_fabric(fabric, FabricClient(roster.fabric_ip))
     report(f"booting {len(guests)} guest(s)")
     for guest in guests:
-        containers.create_guest(client, spec.name, guest, tags[f"guest-{guest.agent_version}"]).start()
+        containers.create_guest(
+            client, spec.name, guest, tags[f"guest-{guest.agent_version}"]
+        ).start()
     report("starting the ARM twin")
     write_lab_tls(spec.name, lab_dir(spec.name))
     containers.create_arm_twin(
@@ -184,9 +186,7 @@ def roster_of(client: docker.DockerClient, lab: str) -> Roster:
     return FabricClient(ip).roster()
 
 
-def status(
-    client: docker.DockerClient, lab: str, only: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def status(client: docker.DockerClient, lab: str, only: tuple[str, ...] = ()) -> dict[str, Any]:
     """The lab's VMs (or only the named ones): power state, agent and extensions."""
     roster = roster_of(client, lab)
     for name in only:

@@ -30,7 +30,7 @@ from lab.provision.labels import (
     rule_comment,
 )
 
-POOL = ipaddress.ip_network("10.213.0.0/16")
+POOL = ipaddress.IPv4Network("10.213.0.0/16")
 CHAIN = "DOCKER-USER"
 
 
@@ -98,7 +98,9 @@ def create_network(client: docker.DockerClient, lab: str) -> LabAddresses:
             if "overlap" in str(exc).lower():
                 used.add(subnet)
                 continue
-            raise ProvisionFailed(f"could not create network for lab {lab}: {exc.explanation}") from exc
+            raise ProvisionFailed(
+                f"could not create network for lab {lab}: {exc.explanation}"
+            ) from exc
         return addresses
     raise ProvisionFailed(f"no free /24 left in {POOL} for lab {lab}")
 
@@ -114,7 +116,18 @@ def _rule_specs(lab: str) -> list[list[str]]:
     comment = ["-m", "comment", "--comment", rule_comment(lab)]
     same_bridge = ["-i", bridge, "-o", bridge]
     return [
-        [*same_bridge, "-p", "udp", "-m", "multiport", "--dports", "67,68", *comment, "-j", "ACCEPT"],
+        [
+            *same_bridge,
+            "-p",
+            "udp",
+            "-m",
+            "multiport",
+            "--dports",
+            "67,68",
+            *comment,
+            "-j",
+            "ACCEPT",
+        ],
         [*same_bridge, "-d", f"{IMDS_ADDRESS}/32", *comment, "-j", "ACCEPT"],
         [*same_bridge, "-s", f"{IMDS_ADDRESS}/32", *comment, "-j", "ACCEPT"],
     ]
@@ -131,7 +144,9 @@ def add_firewall_rules(lab: str) -> None:
             [iptables, "-I", CHAIN, "1", *spec], capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
-            raise ProvisionFailed(f"iptables could not add the lab's DHCP rule: {done.stderr.strip()}")
+            raise ProvisionFailed(
+                f"iptables could not add the lab's DHCP rule: {done.stderr.strip()}"
+            )
 
 
 def remove_firewall_rules(lab: str | None) -> int:
@@ -147,7 +162,9 @@ def remove_firewall_rules(lab: str | None) -> int:
         tokens = shlex.split(line)
         if tokens[:2] != ["-A", CHAIN] or not _belongs_to(tokens, lab):
             continue
-        deleted = subprocess.run([iptables, "-D", CHAIN, *tokens[2:]], capture_output=True, check=False)
+        deleted = subprocess.run(
+            [iptables, "-D", CHAIN, *tokens[2:]], capture_output=True, check=False
+        )
         removed += deleted.returncode == 0
     return removed
 
@@ -174,5 +191,7 @@ def remove_network(client: docker.DockerClient, lab: str | None) -> int:
 def _iptables() -> str:
     path = shutil.which("iptables")
     if path is None:
-        raise ProvisionFailed("iptables is missing on this machine (needed for the lab's DHCP rule)")
+        raise ProvisionFailed(
+            "iptables is missing on this machine (needed for the lab's DHCP rule)"
+        )
     return path

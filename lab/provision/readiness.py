@@ -35,9 +35,8 @@ def wait_until_ready(
             return
         if time.monotonic() > deadline:
             first = next(g for g in roster.guests if g.name in pending)
-            raise ProvisionFailed(
-                f"{first.name}: agent not Ready after {timeout:.0f} s; {why_not_ready(client, first)}"
-            )
+            reason = why_not_ready(client, first)
+            raise ProvisionFailed(f"{first.name}: agent not Ready after {timeout:.0f} s; {reason}")
         time.sleep(POLL_SECONDS)
 
 

@@ -24,7 +24,9 @@ def _waagent_version(lab: RunningLab, vm: str) -> str:
 
 
 @pytest.mark.parametrize(("vm", "agent"), VMS)
-def test_agent_reports_ready_with_its_true_version(agents_lab: RunningLab, vm: str, agent: str) -> None:
+def test_agent_reports_ready_with_its_true_version(
+    agents_lab: RunningLab, vm: str, agent: str
+) -> None:
     view = agents_lab.fabric.vm(vm)
     assert view["agent"]["status"] == "Ready"
     assert view["agent"]["version"] == agent == _waagent_version(agents_lab, vm)
@@ -52,7 +54,9 @@ def test_dhcp_lease_carries_option_245(agents_lab: RunningLab, vm: str, agent: s
 
 
 @pytest.mark.parametrize(("vm", "agent"), VMS)
-def test_waagent_log_names_the_wireserver_it_found(agents_lab: RunningLab, vm: str, agent: str) -> None:
+def test_waagent_log_names_the_wireserver_it_found(
+    agents_lab: RunningLab, vm: str, agent: str
+) -> None:
     log = agents_lab.host(vm).file("/var/log/waagent.log").content_string
     assert f"Wire server endpoint:{agents_lab.roster.fabric_ip}" in log
 

@@ -45,23 +45,37 @@ def leftovers(client: docker.DockerClient, lab: str) -> list[str]:
     return found
 
 
-def wait_for_container(client: docker.DockerClient, lab: str, role: str, seconds: float = 120) -> None:
+def wait_for_container(
+    client: docker.DockerClient, lab: str, role: str, seconds: float = 120
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if client.containers.list(all=True, filters={"label": [f"{LAB_LABEL}={lab}", f"snaplab.role={role}"]}):
+        if client.containers.list(
+            all=True, filters={"label": [f"{LAB_LABEL}={lab}", f"snaplab.role={role}"]}
+        ):
             return
         time.sleep(0.2)
     raise AssertionError(f"no {role} container of lab {lab} appeared")
 
 
 def test_duplicate_lab_name_is_refused_and_the_lab_survives(agents_lab: RunningLab) -> None:
-    before = sorted(c.name for c in agents_lab.client.containers.list(filters={"label": f"{LAB_LABEL}={agents_lab.name}"}))
+    before = sorted(
+        c.name
+        for c in agents_lab.client.containers.list(
+            filters={"label": f"{LAB_LABEL}={agents_lab.name}"}
+        )
+    )
     done = snaplab("up", "--lab", agents_lab.name)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         f"Error: --lab {agents_lab.name!r}: a lab with this name already exists"
     )
-    after = sorted(c.name for c in agents_lab.client.containers.list(filters={"label": f"{LAB_LABEL}={agents_lab.name}"}))
+    after = sorted(
+        c.name
+        for c in agents_lab.client.containers.list(
+            filters={"label": f"{LAB_LABEL}={agents_lab.name}"}
+        )
+    )
     assert before == after
     assert agents_lab.fabric.vm("vm2-7-3-0")["agent"]["status"] == "Ready"
 

@@ -34,7 +34,9 @@ def test_down_all_removes_everything_labelled(docker_client: docker.DockerClient
     network.add_firewall_rules(lab)
     docker_client.volumes.create(name=f"snaplab-{lab}-x", labels=lab_labels(lab, "orphan"))
     image = guest_recipe("2.7.3.0").tag
-    docker_client.containers.create(image, name=f"snaplab-{lab}-x", labels=lab_labels(lab, "orphan"))
+    docker_client.containers.create(
+        image, name=f"snaplab-{lab}-x", labels=lab_labels(lab, "orphan")
+    )
     assert len(leftovers(docker_client, lab)) >= 4
 
     done = snaplab("down", "--all")
