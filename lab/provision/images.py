@@ -107,6 +107,7 @@ _GUEST_PACKAGES = (
     "procps",
     "ca-certificates",
     "curl",
+    "dmidecode",
 )
 
 

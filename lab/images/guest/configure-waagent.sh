@@ -19,4 +19,6 @@ set_option ResourceDisk.EnableSwap n "a container has no resource disk"
 set_option Logs.Console n "a container has no /dev/console"
 set_option Provisioning.MonitorHostName n "the lab platform sets the hostname"
 set_option AutoUpdate.Enabled n "the lab serves no agent updates: the packaged version runs"
+set_option AutoUpdate.UpdateToLatestVersion n \
+    "same, for agents >= 2.10 where this setting overrides AutoUpdate.Enabled"
 set_option OS.RootDeviceScsiTimeout None "a container has no SCSI root device"
