@@ -30,7 +30,9 @@ from types import FrameType
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from lab.platform.armtwin import ArmTwin, DockerPower, HttpFabricReader
+from lab.platform.arm_fabric import HttpFabricReader
+from lab.platform.arm_power import DockerPower
+from lab.platform.armtwin import ArmTwin
 
 LISTEN_ADDRESS = "127.0.0.1"
 

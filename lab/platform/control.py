@@ -14,7 +14,7 @@ Routes::
     GET  /control/v1/vms/<name>/status-raw       the last status JSON the agent sent
     POST /control/v1/vms/<name>/incarnation      {"name": str, "incarnation": str}
 
-VM is :meth:`lab.platform.guest_state.GuestView.to_json`. Errors are ``{"error": str}``.
+VM is :meth:`lab.platform.instance_view.GuestView.to_json`. Errors are ``{"error": str}``.
 """
 
 from __future__ import annotations

@@ -23,21 +23,17 @@ from urllib.parse import parse_qsl, urlsplit
 from werkzeug.wrappers import Request, Response
 
 from lab.platform import documents
-from lab.platform.guest_state import (
-    CHANNEL_HOSTPLUGIN,
-    Fabric,
-    GuestState,
-    StatusFormatError,
-    parse_range,
-)
-from lab.platform.roster import WIRESERVER_PORT
-from lab.platform.wireserver import (
+from lab.platform.guest_state import CHANNEL_HOSTPLUGIN, Fabric, GuestState
+from lab.platform.http_util import (
     BodyTooLarge,
     json_response,
     method_not_allowed,
     read_body,
     xml_error,
 )
+from lab.platform.page_blob import parse_range
+from lab.platform.roster import WIRESERVER_PORT
+from lab.platform.status_report import StatusFormatError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -17,22 +17,26 @@ not inject must never look like a platform failure.
 
 from __future__ import annotations
 
-import json
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
 from lab.platform import documents
-from lab.platform.guest_state import (
-    CHANNEL_DIRECT,
-    Fabric,
-    GuestState,
-    StatusFormatError,
-    parse_range,
+from lab.platform.guest_state import CHANNEL_DIRECT, Fabric, GuestState
+from lab.platform.health_report import parse_health
+from lab.platform.http_util import (
+    BodyTooLarge,
+    json_response,
+    method_not_allowed,
+    query_arg,
+    read_body,
+    xml_error,
+    xml_response,
 )
+from lab.platform.page_blob import parse_range
+from lab.platform.status_report import StatusFormatError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -41,82 +45,6 @@ log = logging.getLogger(__name__)
 
 MAX_STATUS_BYTES = 16 * 1024 * 1024
 MAX_SMALL_BODY_BYTES = 4 * 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    """A request body over the endpoint's limit."""
-
-
-def query_arg(request: Request, name: str) -> str | None:
-    """A query parameter, matched case-insensitively (the agent is not consistent)."""
-    wanted = name.lower()
-    for key, value in request.args.items(multi=True):
-        if key.lower() == wanted:
-            return str(value)
-    return None
-
-
-def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without buffering it all."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"body of {request.content_length} bytes exceeds {limit}")
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise BodyTooLarge(f"body exceeds {limit} bytes")
-    return bytes(data)
-
-
-def xml_response(body: bytes, status: int = 200) -> Response:
-    return Response(body, status=status, content_type="text/xml; charset=utf-8")
-
-
-def xml_error(status: int, code: str, message: str) -> Response:
-    return xml_response(documents.error_xml(code, message), status)
-
-
-def json_response(payload: Any, status: int = 200) -> Response:
-    return Response(json.dumps(payload), status=status, content_type="application/json")
-
-
-def method_not_allowed(allowed: Iterable[str]) -> Response:
-    allowed = list(allowed)
-    response = xml_error(405, "UnsupportedHttpVerb", "method not allowed here")
-    response.headers["Allow"] = ", ".join(allowed)
-    return response
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _first_text(root: ET.Element, tag: str) -> str | None:
-    for element in root.iter():
-        if _local(element.tag) == tag:
-            return element.text
-    return None
-
-
-def parse_health(body: bytes) -> tuple[str, str | None, str | None, str | None]:
-    """(state, incarnation, substatus, description) from a ``Health`` report.
-
-    The daemon nests the role's ``Health/State`` inside the outer ``Health``; the first
-    ``State`` in document order is the role's.
-    """
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise ValueError(f"health report is not XML: {exc}") from exc
-    if _local(root.tag) != "Health":
-        raise ValueError("health report root must be <Health>")
-    state = _first_text(root, "State")
-    if not state or not state.strip():
-        raise ValueError("health report has no State")
-    return (
-        state.strip(),
-        _first_text(root, "GoalStateIncarnation"),
-        _first_text(root, "SubStatus"),
-        _first_text(root, "Description"),
-    )
 
 
 class WireServerApp:

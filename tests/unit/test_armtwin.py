@@ -37,23 +37,18 @@ from werkzeug.wrappers import Request, Response
 
 from lab.azure_sdk import StaticTokenCredential, compute_client
 from lab.platform import armtwin_main
-from lab.platform.armtwin import (
-    AGENT_NEVER_REPORTED_MESSAGE,
-    AGENT_STALE_MESSAGE,
+from lab.platform.arm_documents import AGENT_NEVER_REPORTED_MESSAGE, AGENT_STALE_MESSAGE, vm_id
+from lab.platform.arm_fabric import (
     AgentReport,
-    ArmTwin,
-    DockerPower,
     ExtensionReport,
     FabricError,
     FabricVm,
     HttpFabricReader,
     OsReport,
-    PowerAction,
-    PowerError,
-    PowerState,
     parse_fabric_vm,
-    vm_id,
 )
+from lab.platform.arm_power import DockerPower, PowerAction, PowerError, PowerState
+from lab.platform.armtwin import ArmTwin
 from lab.platform.armtwin_main import ConfigError, TwinConfig, build_server, tls_context
 from lab.platform.roster import GuestEntry, Roster
 from lab.provision.tls import write_lab_tls

@@ -10,18 +10,11 @@ import pytest
 from fabric_samples import VM1_IP, make_fabric, make_roster, status_bytes, vm_status
 
 from lab.platform.documents import HandlerSpec
-from lab.platform.guest_state import (
-    AGENT_NOT_READY,
-    AGENT_READY,
-    CHANNEL_DIRECT,
-    CHANNEL_HOSTPLUGIN,
-    Fabric,
-    GuestIdentity,
-    PageBlob,
-    StatusFormatError,
-    parse_range,
-    parse_vm_status,
-)
+from lab.platform.guest_state import CHANNEL_DIRECT, CHANNEL_HOSTPLUGIN, Fabric
+from lab.platform.identity import GuestIdentity
+from lab.platform.instance_view import AGENT_NOT_READY, AGENT_READY
+from lab.platform.page_blob import PageBlob, parse_range
+from lab.platform.status_report import StatusFormatError, parse_vm_status
 from lab.platform.timescale import AGENT_STATUS_STALE_AFTER
 
 HELLO = HandlerSpec(name="Lab.Test.HelloExt", version="1.0.0", manifest_url="http://f/m.xml")

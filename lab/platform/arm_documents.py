@@ -1,0 +1,183 @@
+"""The ARM JSON the twin answers with: VM resources, instance views, operations, errors.
+
+The shapes are what ``azure-mgmt-compute`` reads from real ARM, so checks and runbooks
+see a lab VM the way they would see an Azure one. The texts Azure shows for the guest
+agent are constants here, so tests can match them word for word.
+
+This module is pure: no clocks, no state, no I/O. Callers pass in everything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from lab.platform.arm_fabric import ExtensionReport, FabricVm
+from lab.platform.arm_operations import Operation
+from lab.platform.arm_power import PowerState
+from lab.platform.roster import GuestEntry, Roster
+
+JsonObject = dict[str, object]
+
+VM_TYPE = "Microsoft.Compute/virtualMachines"
+VM_SIZE = "Standard_D2s_v3"
+
+# What Azure shows for the guest agent. The "not updated" text is the platform's own
+# wording for a stale status blob; the "not found" text is what it shows for a VM whose
+# agent never uploaded one (seen on real VMs, see WALinuxAgent issue #652).
+AGENT_READY_MESSAGE = "Guest Agent is running"
+AGENT_STALE_MESSAGE = "VM status blob is found but not updated for 10 minutes after last heartbeat."
+AGENT_NEVER_REPORTED_MESSAGE = "VM status blob not found."
+AGENT_UNKNOWN_VERSION = "Unknown"
+
+_VM_ID_NAMESPACE = uuid.UUID("6f1c7c2e-4a8e-5d4f-9a57-736e61706c61")  # fixed: vmIds stay stable
+
+
+def vm_id(lab: str, name: str) -> str:
+    """The VM's ``vmId``: stable across twin restarts, unique per lab and VM."""
+    return str(uuid.uuid5(_VM_ID_NAMESPACE, f"{lab}/{name}"))
+
+
+def vm_resource_id(roster: Roster, name: str) -> str:
+    return (
+        f"/subscriptions/{roster.subscription_id}/resourceGroups/{roster.resource_group}"
+        f"/providers/{VM_TYPE}/{name}"
+    )
+
+
+def vm_document(
+    roster: Roster, guest: GuestEntry, busy: bool, instance_view: JsonObject | None = None
+) -> JsonObject:
+    """The VM resource as ``GET .../virtualMachines/{vm}`` returns it."""
+    properties: JsonObject = {
+        "vmId": vm_id(roster.lab, guest.name),
+        "hardwareProfile": {"vmSize": VM_SIZE},
+        "storageProfile": {
+            "osDisk": {"osType": "Linux", "name": f"{guest.name}-osdisk", "createOption": "Attach"}
+        },
+        "osProfile": {
+            "computerName": guest.name,
+            "linuxConfiguration": {"provisionVMAgent": True},
+        },
+        "provisioningState": "Updating" if busy else "Succeeded",
+    }
+    if instance_view is not None:
+        properties["instanceView"] = instance_view
+    return {
+        "id": vm_resource_id(roster, guest.name),
+        "name": guest.name,
+        "type": VM_TYPE,
+        "location": roster.location,
+        "properties": properties,
+    }
+
+
+def instance_view_document(
+    report: FabricVm | None, power: PowerState, busy: bool, now: datetime
+) -> JsonObject:
+    """The instance view: agent and extension statuses as last reported, and power state."""
+    view: JsonObject = {}
+    if report is not None and report.os is not None:
+        view.update(
+            _without_none(
+                computerName=report.os.computer_name,
+                osName=report.os.name,
+                osVersion=report.os.version,
+            )
+        )
+    view["vmAgent"] = _agent_view(report, now)
+    view["extensions"] = [_extension_view(e) for e in report.extensions] if report else []
+    provisioning = _status("ProvisioningState/succeeded", "Info", "Provisioning succeeded")
+    if busy:
+        provisioning = _status("ProvisioningState/updating", "Info", "Updating")
+    view["statuses"] = [provisioning, _status(f"PowerState/{power.value}", "Info", power.display)]
+    return view
+
+
+def _agent_view(report: FabricVm | None, now: datetime) -> JsonObject:
+    """``vmAgent`` as Azure shows it: the agent's own status while fresh, else "Not Ready".
+
+    The fabric decides freshness (it knows when the last status arrived); a report it
+    calls Not Ready is shown with the platform's stale wording and an unknown version,
+    because that is all Azure itself can say about an agent that stopped reporting.
+    """
+    agent = report.agent if report else None
+    if agent is None or not agent.ready:
+        message = AGENT_NEVER_REPORTED_MESSAGE
+        if agent is not None and agent.last_report is not None:
+            message = AGENT_STALE_MESSAGE
+        not_ready = _status("ProvisioningState/Unavailable", "Warning", "Not Ready", message)
+        not_ready["time"] = now.isoformat()
+        return {"vmAgentVersion": AGENT_UNKNOWN_VERSION, "statuses": [not_ready]}
+    ready = _status(
+        "ProvisioningState/succeeded", "Info", "Ready", agent.message or AGENT_READY_MESSAGE
+    )
+    if agent.last_report is not None:
+        ready["time"] = agent.last_report
+    handlers = [_handler_view(e) for e in report.extensions] if report else []
+    return {
+        "vmAgentVersion": agent.version or AGENT_UNKNOWN_VERSION,
+        "statuses": [ready],
+        "extensionHandlers": handlers,
+    }
+
+
+def _handler_view(ext: ExtensionReport) -> JsonObject:
+    if ext.handler_status == "Ready":
+        status = _status("ProvisioningState/succeeded", "Info", "Ready")
+    else:
+        status = _status(
+            f"ProvisioningState/failed/{ext.code or 0}", "Error", "Not Ready", ext.message
+        )
+    return _without_none(type=ext.name, typeHandlerVersion=ext.version, status=status)
+
+
+# The extension's own status file (transitioning|warning|error|success) mapped to the
+# (code, level, displayStatus) of the instance view's extension status.
+_EXTENSION_STATUS = {
+    "success": ("ProvisioningState/succeeded", "Info", "Provisioning succeeded"),
+    "warning": ("ProvisioningState/succeeded", "Warning", "Provisioning succeeded"),
+    "transitioning": ("ProvisioningState/transitioning", "Info", "Transitioning"),
+}
+
+
+def _extension_view(ext: ExtensionReport) -> JsonObject:
+    if ext.status == "error":
+        code, level, display = (
+            f"ProvisioningState/failed/{ext.code or 0}",
+            "Error",
+            "Provisioning failed",
+        )
+    else:
+        code, level, display = _EXTENSION_STATUS.get(
+            ext.status or "transitioning", _EXTENSION_STATUS["transitioning"]
+        )
+    return _without_none(
+        name=ext.name,
+        type=ext.name,
+        typeHandlerVersion=ext.version,
+        statuses=[_status(code, level, display, ext.message)],
+    )
+
+
+def _status(code: str, level: str, display: str, message: str | None = None) -> JsonObject:
+    return _without_none(code=code, level=level, displayStatus=display, message=message)
+
+
+def _without_none(**fields: object) -> JsonObject:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def operation_document(op: Operation) -> JsonObject:
+    """An ARM operation resource (what ``Azure-AsyncOperation`` points at)."""
+    doc: JsonObject = {"name": op.id, "status": op.status, "startTime": op.started.isoformat()}
+    if op.ended is not None:
+        doc["endTime"] = op.ended.isoformat()
+    if op.error is not None:
+        doc["error"] = {"code": "OperationFailed", "message": op.error}
+    return doc
+
+
+def error_document(code: str, message: str) -> JsonObject:
+    """An ARM error body: how ARM answers every request it refuses or cannot serve."""
+    return {"error": {"code": code, "message": message}}

@@ -1,0 +1,193 @@
+"""The ARM twin's view of the fabric: what the guest agents last reported.
+
+The twin reports what is observed, never configured, so the agent, OS and extension
+statuses it shows come from the fabric's control API (``/control/v1``), i.e. what the
+real agent last reported to our WireServer. :class:`FabricReader` is the seam that keeps
+the twin testable without a lab; :class:`HttpFabricReader` is the real one.
+
+Runs inside the twin's container on Debian's Python: stdlib only, and nothing from
+``lab`` outside :mod:`lab.platform`.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import quote
+
+from lab.platform.roster import Roster
+
+
+class FabricError(Exception):
+    """The fabric's control API was unreachable or answered something we cannot read."""
+
+
+@dataclass(frozen=True)
+class AgentReport:
+    """The guest agent as the fabric last saw it."""
+
+    ready: bool
+    version: str | None = None
+    message: str = ""
+    last_report: str | None = None
+
+
+@dataclass(frozen=True)
+class OsReport:
+    """Host name and OS the agent put in its status (``guestOSInfo``)."""
+
+    computer_name: str | None
+    name: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class ExtensionReport:
+    """One extension handler and the status its last operation wrote."""
+
+    name: str
+    version: str | None = None
+    handler_status: str | None = None
+    status: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class FabricVm:
+    """What the fabric knows about one guest from its agent's reports."""
+
+    name: str
+    agent: AgentReport
+    os: OsReport | None = None
+    extensions: tuple[ExtensionReport, ...] = ()
+
+
+class FabricReader(Protocol):
+    """Read access to the fabric's control API (``/control/v1``)."""
+
+    def roster(self) -> Roster:
+        """The lab roster; raises :class:`FabricError` when it cannot be read."""
+        ...
+
+    def vm(self, name: str) -> FabricVm | None:
+        """One guest's reports, or None when the fabric has none for it."""
+        ...
+
+
+class HttpFabricReader:
+    """:class:`FabricReader` over HTTP, with urllib so the twin needs no extra package."""
+
+    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout
+        # The fabric is a lab address; never send it through a proxy from the environment.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def roster(self) -> Roster:
+        text = self._get("/control/v1/roster")
+        if text is None:
+            raise FabricError("the fabric has no roster")
+        try:
+            return Roster.from_json(text)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise FabricError(f"the fabric's roster is not valid: {exc}") from exc
+
+    def vm(self, name: str) -> FabricVm | None:
+        text = self._get(f"/control/v1/vms/{quote(name, safe='')}")
+        if text is None:
+            return None
+        try:
+            return parse_fabric_vm(json.loads(text))
+        except ValueError as exc:
+            raise FabricError(f"the fabric's report for {name!r} is not valid: {exc}") from exc
+
+    def _get(self, path: str) -> str | None:
+        url = self._base + path
+        try:
+            with self._opener.open(url, timeout=self._timeout) as response:
+                body: bytes = response.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise FabricError(f"GET {url} answered HTTP {exc.code}") from exc
+        except OSError as exc:  # URLError, timeouts, refused connections
+            raise FabricError(f"GET {url} failed: {exc}") from exc
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FabricError(f"GET {url} answered non-UTF-8 text") from exc
+
+
+def parse_fabric_vm(raw: object) -> FabricVm:
+    """Read one VM document of the control API; raises ValueError on a wrong shape."""
+    doc = _object(raw, "VM")
+    name = _text(doc, "name")
+    if not name:
+        raise ValueError("VM has no name")
+    agent = _object(_or(doc.get("agent"), {}), "agent")
+    os_doc = doc.get("os")
+    extensions = _or(doc.get("extensions"), [])
+    if not isinstance(extensions, list):
+        raise ValueError("extensions is not a list")
+    return FabricVm(
+        name=name,
+        agent=AgentReport(
+            ready=agent.get("status") == "Ready",
+            version=_text(agent, "version"),
+            message=_text(agent, "message") or "",
+            last_report=_text(agent, "last_report"),
+        ),
+        os=None if os_doc is None else _parse_os(os_doc),
+        extensions=tuple(e for e in map(_parse_extension, extensions) if e is not None),
+    )
+
+
+def _parse_os(raw: object) -> OsReport:
+    doc = _object(raw, "os")
+    return OsReport(
+        computer_name=_text(doc, "computer_name"),
+        name=_text(doc, "name"),
+        version=_text(doc, "version"),
+    )
+
+
+def _parse_extension(raw: object) -> ExtensionReport | None:
+    """One extension, or None for a nameless one (nothing in ARM could refer to it)."""
+    doc = _object(raw, "extension")
+    name = _text(doc, "name")
+    if not name:
+        return None
+    return ExtensionReport(
+        name=name,
+        version=_text(doc, "version"),
+        handler_status=_text(doc, "handler_status"),
+        status=_text(doc, "status"),
+        code=_text(doc, "code"),
+        message=_text(doc, "message"),
+    )
+
+
+def _or(value: object, default: object) -> object:
+    """``default`` for a missing or null field (unlike ``or``, keeps wrong-typed values)."""
+    return default if value is None else value
+
+
+def _object(raw: object, what: str) -> Mapping[str, object]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    return raw
+
+
+def _text(doc: Mapping[str, object], key: str) -> str | None:
+    """A scalar field as text (codes may come as numbers); None when absent or null."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{key} is not a scalar")
+    return str(value)
