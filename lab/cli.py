@@ -17,8 +17,9 @@ import click
 from rich.console import Console
 
 from lab.errors import SnaplabError
-from lab.provision import engine, images
+from lab.provision import backups, engine, images
 from lab.provision import lab as labs
+from lab.provision.fabric_client import FabricClient
 from lab.provision.spec import DEFAULT_LAB, lab_spec
 
 console = Console(stderr=True)
@@ -69,9 +70,11 @@ def setup() -> None:
     with _progress("setting up") as report:
         client = engine.ensure_engine(report)
         engine.raise_inotify_limit()
-        for recipe in images.all_recipes():
+        recipes = images.all_recipes()
+        for recipe in recipes:
             report(f"{recipe.name}: {images.ensure_image(client, recipe, report)}")
-    click.echo("snaplab is set up")
+        pruned = images.prune_stale_images(client, recipes)
+    click.echo(f"snaplab is set up ({pruned} outdated image(s) removed)")
 
 
 @cli.command()
@@ -136,6 +139,62 @@ def env(lab_name: str | None) -> None:
     }
     for key, value in exports.items():
         click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@cli.command()
+@click.argument("vm")
+@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+@click.option("--wait", is_flag=True, help="Follow the job to its end; exit 1 if it fails.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+def backup(vm: str, lab_name: str | None, wait: bool, as_json: bool) -> None:
+    """Start an on-demand backup job of VM, as Azure Backup's "Backup now"."""
+    client = engine.connect()
+    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
+    job = backups.start(roster, vm)
+    if wait:
+        with console.status(f"backing up {vm}") as progress:
+            job = backups.follow(
+                roster, job, lambda j: progress.update(f"{vm}: {backups.summary(j)}")
+            )
+    click.echo(json.dumps(job, indent=2) if as_json else backups.summary(job))
+    if wait and job["status"] == "Failed":
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+@click.option("--vm", default=None, help="Only this VM's jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def jobs(lab_name: str | None, vm: str | None, as_json: bool) -> None:
+    """List backup jobs, newest first."""
+    client = engine.connect()
+    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
+    if vm is not None:
+        backups.check_vm(roster, vm)
+    found = FabricClient(roster.fabric_ip).jobs(vm)
+    if as_json:
+        click.echo(json.dumps({"jobs": found}, indent=2))
+    else:
+        for job in found:
+            click.echo(backups.summary(job))
+
+
+@cli.command("restore-points")
+@click.argument("vm")
+@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def restore_points(vm: str, lab_name: str | None, as_json: bool) -> None:
+    """List a VM's restore points (real blob snapshots, with their vault copies)."""
+    client = engine.connect()
+    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
+    backups.check_vm(roster, vm)
+    points = FabricClient(roster.fabric_ip).restore_points(vm)
+    if as_json:
+        click.echo(json.dumps({"restore_points": points}, indent=2))
+    else:
+        for point in points:
+            disks = ", ".join(f"{d['name']}@{d['snapshot']}" for d in point["disks"])
+            click.echo(f"{point['id']}  {point['created_at']}  job {point['job_id']}  {disks}")
 
 
 def _print_status(result: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""The ARM JSON the twin answers with: VM resources, instance views, operations, errors.
+"""The ARM JSON the twin answers with: VM and extension resources, instance views,
+operations, errors.
 
 The shapes are what ``azure-mgmt-compute`` reads from real ARM, so checks and runbooks
 see a lab VM the way they would see an Azure one. The texts Azure shows for the guest
@@ -12,6 +13,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from lab.platform.arm_extensions import arm_name, requested_version, split_handler
 from lab.platform.arm_fabric import ExtensionReport, FabricVm
 from lab.platform.arm_operations import Operation
 from lab.platform.arm_power import PowerState
@@ -20,6 +22,7 @@ from lab.platform.roster import GuestEntry, Roster
 JsonObject = dict[str, object]
 
 VM_TYPE = "Microsoft.Compute/virtualMachines"
+EXTENSION_TYPE = f"{VM_TYPE}/extensions"
 VM_SIZE = "Standard_D2s_v3"
 
 # What Azure shows for the guest agent. The "not updated" text is the platform's own
@@ -142,6 +145,8 @@ _EXTENSION_STATUS = {
 
 
 def _extension_view(ext: ExtensionReport) -> JsonObject:
+    """``VirtualMachineExtensionInstanceView``: the resource name, the full handler name
+    as ``type`` (as Azure shows it) and the version the agent runs."""
     if ext.status == "error":
         code, level, display = (
             f"ProvisioningState/failed/{ext.code or 0}",
@@ -153,11 +158,49 @@ def _extension_view(ext: ExtensionReport) -> JsonObject:
             ext.status or "transitioning", _EXTENSION_STATUS["transitioning"]
         )
     return _without_none(
-        name=ext.name,
+        name=arm_name(ext.name),
         type=ext.name,
         typeHandlerVersion=ext.version,
         statuses=[_status(code, level, display, ext.message)],
     )
+
+
+def extension_resource_id(roster: Roster, vm: str, name: str) -> str:
+    return f"{vm_resource_id(roster, vm)}/extensions/{name}"
+
+
+# The resource's provisioning state from the extension's last reported status.
+_EXTENSION_PROVISIONING = {"success": "Succeeded", "warning": "Succeeded", "error": "Failed"}
+
+
+def extension_document(
+    roster: Roster, vm: str, ext: ExtensionReport, *, deleting: bool, expand: bool
+) -> JsonObject:
+    """A ``Microsoft.Compute/virtualMachines/extensions`` resource.
+
+    ``autoUpgradeMinorVersion`` is true because that is how Azure Backup and the portal
+    install extensions; ``provisioningState`` follows what the extension last reported
+    (``Updating`` while it runs), and ``Deleting`` while a delete is in progress.
+    """
+    publisher, kind = split_handler(ext.name)
+    state = _EXTENSION_PROVISIONING.get(ext.status or "", "Updating")
+    properties: JsonObject = _without_none(
+        publisher=publisher,
+        type=kind,
+        typeHandlerVersion=requested_version(ext.version),
+        autoUpgradeMinorVersion=True,
+        provisioningState="Deleting" if deleting else state,
+    )
+    if expand:
+        properties["instanceView"] = _extension_view(ext)
+    name = arm_name(ext.name)
+    return {
+        "id": extension_resource_id(roster, vm, name),
+        "name": name,
+        "type": EXTENSION_TYPE,
+        "location": roster.location,
+        "properties": properties,
+    }
 
 
 def _status(code: str, level: str, display: str, message: str | None = None) -> JsonObject:
@@ -174,7 +217,7 @@ def operation_document(op: Operation) -> JsonObject:
     if op.ended is not None:
         doc["endTime"] = op.ended.isoformat()
     if op.error is not None:
-        doc["error"] = {"code": "OperationFailed", "message": op.error}
+        doc["error"] = {"code": op.error_code, "message": op.error}
     return doc
 
 

@@ -1,9 +1,12 @@
-"""The ARM twin's view of the fabric: what the guest agents last reported.
+"""The ARM twin's side of the fabric: what the guest agents last reported, and the one
+change the twin asks of the goal state (uninstalling an extension).
 
 The twin reports what is observed, never configured, so the agent, OS and extension
 statuses it shows come from the fabric's control API (``/control/v1``), i.e. what the
-real agent last reported to our WireServer. :class:`FabricReader` is the seam that keeps
-the twin testable without a lab; :class:`HttpFabricReader` is the real one.
+real agent last reported to our WireServer. Deleting an extension is the only write:
+the fabric puts the handler in state ``uninstall`` and the real agent does the rest.
+:class:`FabricClient` is the seam that keeps the twin testable without a lab;
+:class:`HttpFabricClient` is the real one.
 
 Runs inside the twin's container on Debian's Python: stdlib only, and nothing from
 ``lab`` outside :mod:`lab.platform`.
@@ -67,8 +70,8 @@ class FabricVm:
     extensions: tuple[ExtensionReport, ...] = ()
 
 
-class FabricReader(Protocol):
-    """Read access to the fabric's control API (``/control/v1``)."""
+class FabricClient(Protocol):
+    """What the twin needs of the fabric's control API (``/control/v1``)."""
 
     def roster(self) -> Roster:
         """The lab roster; raises :class:`FabricError` when it cannot be read."""
@@ -78,9 +81,15 @@ class FabricReader(Protocol):
         """One guest's reports, or None when the fabric has none for it."""
         ...
 
+    def uninstall_extension(self, vm: str, handler: str) -> str | None:
+        """Set ``handler`` to ``uninstall`` in ``vm``'s goal state; returns the new
+        incarnation, or None when the goal state has no such handler. Raises
+        :class:`FabricError` when the fabric does not answer sensibly."""
+        ...
 
-class HttpFabricReader:
-    """:class:`FabricReader` over HTTP, with urllib so the twin needs no extra package."""
+
+class HttpFabricClient:
+    """:class:`FabricClient` over HTTP, with urllib so the twin needs no extra package."""
 
     def __init__(self, base_url: str, timeout: float = 5.0) -> None:
         self._base = base_url.rstrip("/")
@@ -106,21 +115,47 @@ class HttpFabricReader:
         except ValueError as exc:
             raise FabricError(f"the fabric's report for {name!r} is not valid: {exc}") from exc
 
-    def _get(self, path: str) -> str | None:
-        url = self._base + path
+    def uninstall_extension(self, vm: str, handler: str) -> str | None:
+        path = (
+            f"/control/v1/vms/{quote(vm, safe='')}/extensions/{quote(handler, safe='')}/uninstall"
+        )
+        text = self._request("POST", path)
+        if text is None:
+            return None
         try:
-            with self._opener.open(url, timeout=self._timeout) as response:
+            answer = json.loads(text)
+        except ValueError as exc:
+            raise FabricError(f"the fabric's uninstall answer is not JSON: {exc}") from exc
+        incarnation = answer.get("incarnation") if isinstance(answer, dict) else None
+        if isinstance(incarnation, bool) or not isinstance(incarnation, str | int):
+            raise FabricError("the fabric's uninstall answer has no incarnation")
+        return str(incarnation)
+
+    def _get(self, path: str) -> str | None:
+        return self._request("GET", path)
+
+    def _request(self, method: str, path: str) -> str | None:
+        """The body of a 2xx answer, None for a 404; anything else is a FabricError."""
+        url = self._base + path
+        request = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+        try:
+            with self._opener.open(request, timeout=self._timeout) as response:
                 body: bytes = response.read()
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
-            raise FabricError(f"GET {url} answered HTTP {exc.code}") from exc
+            raise FabricError(f"{method} {url} answered HTTP {exc.code}") from exc
         except OSError as exc:  # URLError, timeouts, refused connections
-            raise FabricError(f"GET {url} failed: {exc}") from exc
+            raise FabricError(f"{method} {url} failed: {exc}") from exc
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise FabricError(f"GET {url} answered non-UTF-8 text") from exc
+            raise FabricError(f"{method} {url} answered non-UTF-8 text") from exc
+
+
+# The names before the twin could also write; armtwin_main still imports the reader.
+FabricReader = FabricClient
+HttpFabricReader = HttpFabricClient
 
 
 def parse_fabric_vm(raw: object) -> FabricVm:

@@ -1,10 +1,12 @@
-"""The ARM twin's long-running operations: power operations run in the background.
+"""The ARM twin's long-running operations: power actions and extension deletions.
 
-ARM answers a power action with 202 and an operation resource the client polls, so each
-operation runs on its own thread while :class:`OperationStore` records how it is going.
-A VM has at most one power operation running at a time, as in Azure, where a second one
-is refused (:class:`OperationConflict`, answered 409 OperationNotAllowed). A failed
-operation is not an HTTP error: its operation resource ends "Failed".
+ARM answers a power action or an extension DELETE with 202 and an operation resource
+the client polls, so each operation runs on its own thread while
+:class:`OperationStore` records how it is going. A VM has at most one operation running
+at a time, as in Azure, where a second one is refused (:class:`OperationConflict`,
+answered 409 OperationNotAllowed). A failed operation is not an HTTP error: its
+operation resource ends "Failed", with the error the work raised
+(:class:`OperationError`, or the power backend's :class:`PowerError`).
 
 Runs inside the twin's container on Debian's Python: stdlib only, and nothing from
 ``lab`` outside :mod:`lab.platform`.
@@ -16,17 +18,44 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import ClassVar
 
-from lab.platform.arm_power import PowerAction, PowerBackend, PowerError
+from lab.platform.arm_power import PowerAction, PowerError
 
 # The twin logs under one name, whichever of its modules speaks.
 _log = logging.getLogger("lab.platform.armtwin")
 
 
+# The code of a failed operation's error when the work gives none.
+DEFAULT_ERROR_CODE = "OperationFailed"
+
+
+class OperationError(Exception):
+    """The operation's work failed the way Azure reports it: an ARM error code and text."""
+
+    def __init__(self, message: str, code: str = DEFAULT_ERROR_CODE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ExtensionDelete:
+    """Deleting one VM extension: its ARM name and the handler the agent knows."""
+
+    name: str
+    handler: str
+    value: ClassVar[str] = "delete"
+
+
+# What an operation does; ``.value`` names it in messages.
+Action = PowerAction | ExtensionDelete
+
+
 class OperationConflict(Exception):
-    """A VM already has a power operation running; ARM refuses a second one (409)."""
+    """A VM already has an operation running; ARM refuses a second one (409)."""
 
     def __init__(self, running: Operation) -> None:
         super().__init__(f"{running.action.value} is in progress on {running.vm}")
@@ -35,14 +64,15 @@ class OperationConflict(Exception):
 
 @dataclass(frozen=True)
 class Operation:
-    """One long-running power operation, as its ARM operation resource reports it."""
+    """One long-running operation, as its ARM operation resource reports it."""
 
     id: str
     vm: str
-    action: PowerAction
+    action: Action
     started: datetime
     ended: datetime | None = None
     error: str | None = None
+    error_code: str = DEFAULT_ERROR_CODE
 
     @property
     def status(self) -> str:
@@ -52,14 +82,14 @@ class Operation:
 
 
 class OperationStore:
-    """The power operations of this twin: at most one running per VM, a bounded history."""
+    """The operations of this twin: at most one running per VM, a bounded history."""
 
     def __init__(self, keep: int = 256) -> None:
         self._keep = keep
         self._lock = threading.Lock()
         self._ops: OrderedDict[str, Operation] = OrderedDict()
 
-    def begin(self, vm: str, action: PowerAction) -> Operation:
+    def begin(self, vm: str, action: Action) -> Operation:
         """Record a new operation; raises :class:`OperationConflict` if ``vm`` is busy."""
         with self._lock:
             running = self._running(vm)
@@ -74,11 +104,11 @@ class OperationStore:
                 self._ops.popitem(last=False)
             return op
 
-    def finish(self, op_id: str, error: str | None = None) -> None:
+    def finish(self, op_id: str, error: str | None = None, code: str = DEFAULT_ERROR_CODE) -> None:
         with self._lock:
             op = self._ops.get(op_id)
             if op is not None:
-                self._ops[op_id] = replace(op, ended=_now(), error=error)
+                self._ops[op_id] = replace(op, ended=_now(), error=error, error_code=code)
 
     def get(self, op_id: str) -> Operation | None:
         with self._lock:
@@ -92,26 +122,27 @@ class OperationStore:
         return next((o for o in self._ops.values() if o.vm == vm and o.ended is None), None)
 
 
-def run_in_background(
-    operations: OperationStore, power: PowerBackend, op: Operation, container: str
-) -> None:
-    """Run ``op`` on ``container`` on a background thread; ``operations`` records its end."""
+def run_in_background(operations: OperationStore, op: Operation, work: Callable[[], None]) -> None:
+    """Run ``work`` for ``op`` on a background thread; ``operations`` records its end."""
     threading.Thread(
-        target=_run, args=(operations, power, op, container), name=f"arm-{op.id}", daemon=True
+        target=_run, args=(operations, op, work), name=f"arm-{op.id}", daemon=True
     ).start()
 
 
-def _run(operations: OperationStore, power: PowerBackend, op: Operation, container: str) -> None:
-    """Carry out a power operation in the background and record how it ended."""
+def _run(operations: OperationStore, op: Operation, work: Callable[[], None]) -> None:
+    """Carry out an operation and record how it ended, whatever happens."""
     error: str | None = None
+    code = DEFAULT_ERROR_CODE
     try:
-        power.act(container, op.action)
+        work()
+    except OperationError as exc:
+        error, code = str(exc), exc.code
     except PowerError as exc:
         error = str(exc)
     except Exception as exc:  # the operation must end, whatever went wrong
-        _log.exception("power operation %s on %s failed", op.action.value, op.vm)
+        _log.exception("operation %s on %s failed", op.action.value, op.vm)
         error = f"Unexpected failure: {exc}"
-    operations.finish(op.id, error)
+    operations.finish(op.id, error, code)
     _log.info("operation %s (%s %s) ended: %s", op.id, op.action.value, op.vm, error or "ok")
 
 

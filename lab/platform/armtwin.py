@@ -1,22 +1,23 @@
 """The ARM twin: the slice of Azure Resource Manager that ``azure-mgmt-compute`` uses.
 
 Checks and runbooks diagnose a lab VM with the same Azure SDK calls they would make
-against real Azure (VM get, instance view, power off / start / restart), so the twin
-answers those calls with ARM's URLs, JSON shapes, error bodies and long-running
-operation protocol. What it reports is observed, never configured: the guest agent's
-status, OS and extension statuses come from the fabric's control API (what the real
-agent last reported to our WireServer), and the power state from the guest container's
-Docker state.
+against real Azure (VM get, instance view, power off / start / restart, list / get /
+delete its extensions), so the twin answers those calls with ARM's URLs, JSON shapes,
+error bodies and long-running operation protocol. What it reports is observed, never
+configured: the guest agent's status, OS and extension statuses come from the fabric's
+control API (what the real agent last reported to our WireServer), and the power state
+from the guest container's Docker state.
 
 This module is the WSGI app and its routing; the rest of the twin lives beside it:
 
-    lab.platform.arm_fabric      the fabric's reports (FabricReader, HttpFabricReader)
+    lab.platform.arm_fabric      the fabric's control API (FabricClient, HttpFabricClient)
     lab.platform.arm_power       power states and actions (PowerBackend, DockerPower)
-    lab.platform.arm_operations  long-running power operations and their threads
+    lab.platform.arm_extensions  extension names and the work of a delete
+    lab.platform.arm_operations  long-running operations and their threads
     lab.platform.arm_documents   the ARM JSON documents
 
-Two seams keep it testable without a lab: :class:`~lab.platform.arm_fabric.FabricReader`
-(the fabric's control API; :class:`~lab.platform.arm_fabric.HttpFabricReader` is the real
+Two seams keep it testable without a lab: :class:`~lab.platform.arm_fabric.FabricClient`
+(the fabric's control API; :class:`~lab.platform.arm_fabric.HttpFabricClient` is the real
 one) and :class:`~lab.platform.arm_power.PowerBackend` (Docker;
 :class:`~lab.platform.arm_power.DockerPower` is the real one). Tests pass fakes of both.
 
@@ -26,9 +27,21 @@ Runs inside its own container on Debian's Python: stdlib, Werkzeug (2.2 and 3.x)
 Errors, all answered as ARM error bodies ``{"error": {"code", "message"}}``::
 
     ArmError            4xx with ARM's code (auth, api-version, not found)
-    OperationConflict   409 OperationNotAllowed: the VM already has a power operation running
+    OperationConflict   409 OperationNotAllowed: the VM already has an operation running
     FabricError         502 BadGateway: the fabric's control API did not answer sensibly
     PowerError          not an HTTP error: the operation resource ends "Failed"
+    OperationError      likewise, with Azure's code (e.g. VMExtensionProvisioningTimeout)
+
+Routes (all under ``/subscriptions/<sub>``, all need ``api-version``)::
+
+    GET    .../virtualMachines                          list VMs
+    GET    .../virtualMachines/<vm>                     VM ($expand=instanceView)
+    GET    .../virtualMachines/<vm>/instanceView        instance view
+    POST   .../virtualMachines/<vm>/<powerOff|start|restart>       202 + operation
+    GET    .../virtualMachines/<vm>/extensions          {"value": [extension]}
+    GET    .../virtualMachines/<vm>/extensions/<name>   extension ($expand=instanceView)
+    DELETE .../virtualMachines/<vm>/extensions/<name>   202 + operation; 204 if absent
+    GET    /providers/Microsoft.Compute/locations/<loc>/operations/<id>
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
@@ -48,15 +62,26 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from lab.platform.arm_documents import (
+    EXTENSION_TYPE,
     VM_TYPE,
     JsonObject,
     error_document,
+    extension_document,
     instance_view_document,
     operation_document,
     vm_document,
 )
-from lab.platform.arm_fabric import FabricError, FabricReader
+from lab.platform.arm_extensions import (
+    EXTENSION_OPERATION_TIMEOUT,
+    ExtensionDeletion,
+    arm_name,
+    find_extension,
+    reported_extensions,
+)
+from lab.platform.arm_fabric import ExtensionReport, FabricClient, FabricError
 from lab.platform.arm_operations import (
+    Action,
+    ExtensionDelete,
     Operation,
     OperationConflict,
     OperationStore,
@@ -94,6 +119,9 @@ _URLS = Map(
             endpoint="power",
             methods=["POST"],
         ),
+        Rule(f"{_VMS}/<vm>/extensions", endpoint="extensions", methods=["GET"]),
+        Rule(f"{_VMS}/<vm>/extensions/<ext>", endpoint="extension", methods=["GET"]),
+        Rule(f"{_VMS}/<vm>/extensions/<ext>", endpoint="delete_extension", methods=["DELETE"]),
         Rule(
             "/subscriptions/<sub>/providers/Microsoft.Compute/locations/<loc>/operations/<op_id>",
             endpoint="operation",
@@ -112,12 +140,14 @@ class ArmTwin:
 
     def __init__(
         self,
-        fabric: FabricReader,
+        fabric: FabricClient,
         power: PowerBackend,
         token: str,
         *,
         retry_after_seconds: int = 1,
         operations: OperationStore | None = None,
+        extension_timeout: Callable[[], float] = EXTENSION_OPERATION_TIMEOUT.lab_seconds,
+        extension_poll_seconds: float = 1.0,
     ) -> None:
         if not token:
             raise ValueError("the ARM twin needs a non-empty bearer token")
@@ -126,11 +156,16 @@ class ArmTwin:
         self._token = token.encode()
         self._retry_after = str(retry_after_seconds)
         self.operations = operations or OperationStore()
+        self._extension_timeout = extension_timeout
+        self._extension_poll = extension_poll_seconds
         self._handlers: dict[str, _Handler] = {
             "list": self._list,
             "get": self._get,
             "instance_view": self._instance_view,
             "power": self._power_action,
+            "extensions": self._extensions,
+            "extension": self._extension,
+            "delete_extension": self._delete_extension,
             "operation": self._operation,
         }
 
@@ -212,22 +247,51 @@ class ArmTwin:
         roster = self._scope(args)
         guest = _guest(roster, args["vm"])
         action = PowerAction(args["act"])
-        try:
-            op = self.operations.begin(guest.name, action)
-        except OperationConflict as exc:
-            raise ArmError(
-                409,
-                "OperationNotAllowed",
-                f"Operation '{action.value}' is not allowed on VM '{guest.name}' "
-                f"while operation '{exc.running.action.value}' is in progress.",
-            ) from exc
-        run_in_background(self.operations, self._power, op, guest.container)
-        monitor = self._operation_url(request, roster, op)
-        response = Response(status=202)
-        response.headers["Azure-AsyncOperation"] = monitor
-        response.headers["Location"] = monitor + "&monitor=true"
-        response.headers["Retry-After"] = self._retry_after
-        return response
+        op = self._begin(guest, action)
+        run_in_background(self.operations, op, partial(self._power.act, guest.container, action))
+        return self._accepted(request, roster, op)
+
+    def _extensions(self, request: Request, args: dict[str, str]) -> Response:
+        roster = self._scope(args)
+        guest = _guest(roster, args["vm"])
+        report = self._fabric.vm(guest.name)
+        expand = _wants_instance_view(request)
+        value = [
+            self._extension_document(roster, guest, ext, expand)
+            for ext in reported_extensions(report)
+        ]
+        return _json(200, {"value": value})
+
+    def _extension(self, request: Request, args: dict[str, str]) -> Response:
+        roster = self._scope(args)
+        guest = _guest(roster, args["vm"])
+        ext = find_extension(self._fabric.vm(guest.name), args["ext"])
+        if ext is None:
+            raise _extension_not_found(roster, guest, args["ext"])
+        return _json(
+            200, self._extension_document(roster, guest, ext, _wants_instance_view(request))
+        )
+
+    def _delete_extension(self, request: Request, args: dict[str, str]) -> Response:
+        """ARM's DELETE: 202 + operation while the agent uninstalls; 204 when there is
+        nothing to delete (ARM deletes are idempotent)."""
+        roster = self._scope(args)
+        guest = _guest(roster, args["vm"])
+        ext = find_extension(self._fabric.vm(guest.name), args["ext"])
+        if ext is None:
+            return Response(status=204)
+        name = arm_name(ext.name)
+        op = self._begin(guest, ExtensionDelete(name=name, handler=ext.name))
+        work = ExtensionDeletion(
+            fabric=self._fabric,
+            vm=guest.name,
+            name=name,
+            handler=ext.name,
+            timeout_seconds=self._extension_timeout(),
+            poll_seconds=self._extension_poll,
+        )
+        run_in_background(self.operations, op, work)
+        return self._accepted(request, roster, op)
 
     def _operation(self, request: Request, args: dict[str, str]) -> Response:
         roster = self._subscription(args["sub"])
@@ -243,6 +307,38 @@ class ArmTwin:
 
     # -- helpers
 
+    def _begin(self, guest: GuestEntry, action: Action) -> Operation:
+        """Record a new operation on ``guest``; 409 while another one runs, as in Azure."""
+        try:
+            return self.operations.begin(guest.name, action)
+        except OperationConflict as exc:
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                f"Operation '{action.value}' is not allowed on VM '{guest.name}' "
+                f"while operation '{exc.running.action.value}' is in progress.",
+            ) from exc
+
+    def _accepted(self, request: Request, roster: Roster, op: Operation) -> Response:
+        """ARM's 202 for a long-running operation: where to poll, and how often."""
+        monitor = self._operation_url(request, roster, op)
+        response = Response(status=202)
+        response.headers["Azure-AsyncOperation"] = monitor
+        response.headers["Location"] = monitor + "&monitor=true"
+        response.headers["Retry-After"] = self._retry_after
+        return response
+
+    def _extension_document(
+        self, roster: Roster, guest: GuestEntry, ext: ExtensionReport, expand: bool
+    ) -> JsonObject:
+        running = self.operations.running(guest.name)
+        deleting = (
+            running is not None
+            and isinstance(running.action, ExtensionDelete)
+            and running.action.handler.lower() == ext.name.lower()
+        )
+        return extension_document(roster, guest.name, ext, deleting=deleting, expand=expand)
+
     def _location_monitor(self, op: Operation) -> Response:
         """The ``Location`` flavour: 202 while running, 200 when done, ARM error if failed."""
         if op.ended is None:
@@ -250,7 +346,7 @@ class ArmTwin:
             response.headers["Retry-After"] = self._retry_after
             return response
         if op.error is not None:
-            return _error(409, "OperationFailed", op.error)
+            return _error(409, op.error_code, op.error)
         return Response(status=200)
 
     def _vm_document(self, roster: Roster, guest: GuestEntry, expand: bool) -> JsonObject:
@@ -260,7 +356,10 @@ class ArmTwin:
 
     def _instance_view_document(self, guest: GuestEntry) -> JsonObject:
         running = self.operations.running(guest.name)
-        power = running.action.transition if running else self._power.state(guest.container)
+        if running is not None and isinstance(running.action, PowerAction):
+            power = running.action.transition
+        else:
+            power = self._power.state(guest.container)
         report = self._fabric.vm(guest.name)
         return instance_view_document(report, power, running is not None, datetime.now(UTC))
 
@@ -290,7 +389,7 @@ class ArmTwin:
         )
 
 
-def create_app(fabric: FabricReader, power: PowerBackend, token: str) -> ArmTwin:
+def create_app(fabric: FabricClient, power: PowerBackend, token: str) -> ArmTwin:
     """The twin for a lab: reads ``fabric``, drives ``power``, accepts only ``token``."""
     return ArmTwin(fabric, power, token)
 
@@ -307,6 +406,15 @@ def _guest(roster: Roster, name: str) -> GuestEntry:
             "was not found.",
         )
     return guest
+
+
+def _extension_not_found(roster: Roster, guest: GuestEntry, name: str) -> ArmError:
+    return ArmError(
+        404,
+        "ResourceNotFound",
+        f"The Resource '{EXTENSION_TYPE}/{guest.name}/{name}' under resource group "
+        f"'{roster.resource_group}' was not found.",
+    )
 
 
 def _require_api_version(request: Request) -> None:

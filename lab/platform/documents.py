@@ -9,7 +9,8 @@ impossible. The shapes follow what the agent reads (see ``shared/domain/wireserv
 §3-§4); elements the agent ignores are kept only where they make the document look like
 Azure's to a person reading ``/var/lib/waagent``.
 
-This module is pure: no clocks, no state, no I/O. Callers pass in everything.
+This module is pure: no clocks, no state, no I/O. Callers pass in everything,
+including the :class:`SettingsEncryptor` that turns protected settings into ciphertext.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from lab.platform.roster import GuestEntry, Roster
 
@@ -35,6 +36,27 @@ _DOTNET_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 _TICKS_PER_SECOND = 10_000_000
 
 
+class SettingsEncryptor(Protocol):
+    """Encrypts protected settings to a VM's tenant certificate, as CRP does
+    (:class:`lab.platform.certificates.TenantCertificate` is the real one)."""
+
+    def encrypt_settings(self, settings: Mapping[str, Any]) -> tuple[str, str]:
+        """Return (base64 PKCS#7 ciphertext, SHA-1 thumbprint of the certificate)."""
+        ...
+
+
+def _json_copy(value: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """A private JSON-shaped copy: rejects what JSON cannot carry now, when the caller
+    builds the spec, rather than when the agent fetches the goal state; and a caller
+    that later mutates its dict cannot change a published goal state."""
+    try:
+        copied = json.loads(json.dumps(dict(value)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serialisable: {exc}") from exc
+    assert isinstance(copied, dict)
+    return copied
+
+
 @dataclass(frozen=True)
 class HandlerSpec:
     """One extension handler as the platform wants it on a VM.
@@ -42,6 +64,10 @@ class HandlerSpec:
     ``seq_no`` is what makes the agent re-run ``enable`` with new settings after an
     incarnation bump; ``version`` must match between ``Plugins`` and ``PluginSettings``
     or the agent rejects the handler ("PluginSettings Version Mismatch").
+
+    ``protected_settings`` is plain data, as a CRP client hands it over; it is
+    encrypted to the VM's tenant certificate only when ExtensionsConfig is rendered,
+    so the spec never holds ciphertext tied to one certificate.
     """
 
     name: str
@@ -50,23 +76,39 @@ class HandlerSpec:
     state: str = "enabled"
     seq_no: int = 0
     public_settings: Mapping[str, Any] = field(default_factory=dict)
-    protected_settings: str | None = None
-    protected_settings_cert_thumbprint: str | None = None
+    protected_settings: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.state not in HANDLER_STATES:
             raise ValueError(f"handler state must be one of {HANDLER_STATES}, got {self.state!r}")
         if self.seq_no < 0:
             raise ValueError(f"seq_no must be >= 0, got {self.seq_no}")
+        object.__setattr__(
+            self, "public_settings", _json_copy(self.public_settings, "public_settings")
+        )
+        if self.protected_settings is not None:
+            object.__setattr__(
+                self,
+                "protected_settings",
+                _json_copy(self.protected_settings, "protected_settings"),
+            )
 
-    def runtime_settings_json(self) -> str:
-        """The JSON text CRP puts in ``RuntimeSettings`` (one handlerSettings entry)."""
+    def runtime_settings_json(self, encryptor: SettingsEncryptor | None = None) -> str:
+        """The JSON text CRP puts in ``RuntimeSettings`` (one handlerSettings entry).
+
+        Protected settings are encrypted with ``encryptor`` (the VM's tenant
+        certificate); a spec with protected settings cannot be rendered without one.
+        """
         handler_settings: dict[str, Any] = {"publicSettings": dict(self.public_settings)}
         if self.protected_settings is not None:
-            handler_settings["protectedSettings"] = self.protected_settings
-            handler_settings["protectedSettingsCertThumbprint"] = (
-                self.protected_settings_cert_thumbprint
-            )
+            if encryptor is None:
+                raise ValueError(
+                    f"handler {self.name} has protected settings but no certificate to "
+                    "encrypt them to"
+                )
+            ciphertext, thumbprint = encryptor.encrypt_settings(self.protected_settings)
+            handler_settings["protectedSettings"] = ciphertext
+            handler_settings["protectedSettingsCertThumbprint"] = thumbprint
         return json.dumps({"runtimeSettings": [{"handlerSettings": handler_settings}]})
 
 
@@ -78,6 +120,7 @@ class GoalStateUrls:
     shared_config: str
     extensions_config: str
     full_config: str
+    certificates: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,8 +191,9 @@ def goal_state_xml(
 
     The agent looks every element up by name anywhere in the tree; ``RoleInstance``
     must exist (else it retries) and HostingEnvironmentConfig/SharedConfig URLs are
-    mandatory in 2.7.3. No ``Certificates`` element: without protected settings there is
-    nothing to decrypt, and a certificate that fails to decrypt breaks the whole fetch.
+    mandatory in 2.7.3. ``Certificates`` is there when ``urls.certificates`` is (on Azure,
+    always): the agent then fetches the tenant certificate with every new goal state,
+    and one that fails to decrypt breaks the whole fetch in 2.7.3.
     """
     root = ET.Element("GoalState")
     _sub(root, "Version", "2015-04-05")
@@ -171,6 +215,8 @@ def goal_state_xml(
     _sub(configuration, "SharedConfig", urls.shared_config)
     _sub(configuration, "ExtensionsConfig", urls.extensions_config)
     _sub(configuration, "FullConfig", urls.full_config)
+    if urls.certificates is not None:
+        _sub(configuration, "Certificates", urls.certificates)
     _sub(configuration, "ConfigName", config_name)
     return to_bytes(root)
 
@@ -229,6 +275,24 @@ def shared_config_xml(
     return to_bytes(root)
 
 
+# --------------------------------------------------------------------------- W5
+
+
+CERTIFICATES_FORMAT = "Pkcs7BlobWithPfxContents"
+
+
+def certificates_xml(*, incarnation: str, data: str) -> bytes:
+    """W5 ``CertificateFile``: ``data`` is the base64 (line-wrapped) CMS envelope of the
+    PFX (:mod:`lab.platform.certificates` makes it). The agent reads ``Format`` and
+    ``Data`` only; any format but this one and it installs no certificate."""
+    root = ET.Element("CertificateFile")
+    _sub(root, "Version", WIRE_PROTOCOL_VERSION)
+    _sub(root, "Incarnation", incarnation)
+    _sub(root, "Format", CERTIFICATES_FORMAT)
+    _sub(root, "Data", data)
+    return to_bytes(root)
+
+
 # --------------------------------------------------------------------------- W6
 
 
@@ -240,6 +304,7 @@ def extensions_config_xml(
     metadata: GoalStateMetadata,
     ga_family_manifests: Mapping[str, str] | None = None,
     status_blob_type: str = "BlockBlob",
+    encryptor: SettingsEncryptor | None = None,
 ) -> bytes:
     """W6 ``Extensions``: handlers, their settings, and where to upload VM status.
 
@@ -248,6 +313,7 @@ def extensions_config_xml(
     because an unparsable value sends DEB 2.7.3 on Python 3.11 into its broken
     exception formatter. ``ga_family_manifests`` (family name -> manifest URL) lets an
     agent that checks for updates find an empty manifest instead of nothing.
+    ``encryptor`` (the VM's tenant certificate) encrypts protected settings.
     """
     if status_blob_type not in ("BlockBlob", "PageBlob"):
         raise ValueError(
@@ -286,7 +352,12 @@ def extensions_config_xml(
     plugin_settings = _sub(root, "PluginSettings")
     for handler in handlers:
         plugin = _sub(plugin_settings, "Plugin", name=handler.name, version=handler.version)
-        _sub(plugin, "RuntimeSettings", handler.runtime_settings_json(), seqNo=str(handler.seq_no))
+        _sub(
+            plugin,
+            "RuntimeSettings",
+            handler.runtime_settings_json(encryptor),
+            seqNo=str(handler.seq_no),
+        )
 
     _sub(root, "StatusUploadBlob", status_upload_blob, statusBlobType=status_blob_type)
     _sub(

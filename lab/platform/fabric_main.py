@@ -6,6 +6,10 @@ purpose, never by accident), the WireServer on :80, the HostGAPlugin on :32526 a
 control API on :8080, all over one shared :class:`~lab.platform.guest_state.Fabric`.
 IMDS is answered by the WireServer app once 169.254.169.254 is on ``lo``.
 
+It also runs the backup service (:mod:`lab.platform.backup`): at start it writes and
+publishes the VMSnapshot handler zips, fails jobs a previous run left InProgress, and
+creates the VMs' disks in Azurite in a background thread that waits for storage.
+
 Each request is logged as one line (source, method, path, status) to stdout and to
 ``/var/log/snaplab/fabric.log``: during a drill that log is how a trainer sees which
 calls a broken guest stopped making. SIGTERM stops everything and exits 0.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,6 +31,12 @@ from typing import TYPE_CHECKING
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from lab.extension.package import write_handler_zips
+from lab.platform.backup.agent import FabricAgentChannel
+from lab.platform.backup.azure_storage import AzuriteStorage, account_url_for
+from lab.platform.backup.provisioner import StorageProvisioner
+from lab.platform.backup.service import BackupService
+from lab.platform.backup.store import DEFAULT_DB_PATH, BackupStore
 from lab.platform.control import ControlApp
 from lab.platform.dhcp import DEFAULT_LEASE_FILE, dnsmasq_argv
 from lab.platform.guest_state import Fabric
@@ -46,6 +57,7 @@ if TYPE_CHECKING:
 
 LOG_DIR = Path("/var/log/snaplab")
 ARTIFACTS_DIR = Path("/var/lib/snaplab/artifacts")
+CERT_DIR = Path("/var/lib/snaplab/certs")
 
 log = logging.getLogger("snaplab.fabric")
 request_log = logging.getLogger("snaplab.fabric.requests")
@@ -141,13 +153,59 @@ def add_loopback_address(
     return False
 
 
-def build_apps(fabric: Fabric) -> dict[str, WSGIApplication]:
+def build_apps(fabric: Fabric, backup: BackupService | None = None) -> dict[str, WSGIApplication]:
     """The three fabric apps over one shared state, keyed by service name."""
     return {
         "wireserver": WireServerApp(fabric),
         "hostplugin": HostPluginApp(fabric),
-        "control": ControlApp(fabric),
+        "control": ControlApp(fabric, backup),
     }
+
+
+def publish_extension_packages(fabric: Fabric, directory: Path) -> list[str]:
+    """Write the VMSnapshot handler zips into ``directory`` and serve every
+    ``<Handler>__<version>.zip`` there; returns the manifest URLs.
+
+    The zips are rebuilt from the code in this image at each start, so a guest always
+    downloads the handler that matches the fabric's protocol. A failure to write them
+    is logged and whatever the directory already holds is served.
+    """
+    try:
+        for path in write_handler_zips(directory):
+            log.info("wrote handler package %s", path.name)
+    except (OSError, ValueError) as exc:
+        log.error("could not write the handler packages to %s: %s", directory, exc)
+    if not directory.is_dir():
+        return []
+    # One manifest per handler, however many versions it lists.
+    return list(dict.fromkeys(fabric.artifacts.load_directory(directory)))
+
+
+def start_backup_service(
+    fabric: Fabric, db_path: Path, storage_url: str, stop: threading.Event
+) -> BackupService | None:
+    """The backup service over SQLite and Azurite, its disks made in the background.
+
+    Without its database the fabric still serves the guests (the control API then
+    answers 503 for backup routes): a broken volume must not look like a guest fault.
+    """
+    storage = AzuriteStorage(storage_url)
+    try:
+        store = BackupStore(db_path)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("backup service disabled: cannot open %s: %s", db_path, exc)
+        return None
+    service = BackupService(
+        vms=fabric.names(),
+        store=store,
+        storage=storage,
+        agent=FabricAgentChannel(fabric),
+        clock=fabric.clock,
+    )
+    service.recover_interrupted()
+    StorageProvisioner(storage, list(fabric.names()), stop).start()
+    log.info("backup service up (jobs in %s, storage %s)", db_path, storage_url)
+    return service
 
 
 def configure_logging(log_dir: Path | None) -> None:
@@ -176,6 +234,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--hostplugin-port", type=int, default=HOSTPLUGIN_PORT)
     parser.add_argument("--control-port", type=int, default=CONTROL_PORT)
     parser.add_argument("--artifacts", type=Path, default=ARTIFACTS_DIR)
+    parser.add_argument("--cert-dir", type=Path, default=CERT_DIR)
+    parser.add_argument("--backup-db", type=Path, default=DEFAULT_DB_PATH)
+    parser.add_argument(
+        "--storage-url",
+        help="Azurite blob endpoint (default: http://<roster storage_ip>:10000/devstoreaccount1)",
+    )
+    parser.add_argument("--no-backup", action="store_true", help="run no backup service")
     parser.add_argument("--log-dir", type=Path, default=LOG_DIR)
     parser.add_argument("--no-dhcp", action="store_true", help="do not run dnsmasq")
     parser.add_argument(
@@ -188,10 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_dir)
     roster = Roster.load(args.roster)
-    fabric = Fabric(roster)
-    if args.artifacts.is_dir():
-        for url in fabric.artifacts.load_directory(args.artifacts):
-            log.info("serving extension manifest %s", url)
+    fabric = Fabric(roster, cert_dir=args.cert_dir)
+    for url in publish_extension_packages(fabric, args.artifacts):
+        log.info("serving extension manifest %s", url)
 
     stop = threading.Event()
 
@@ -205,7 +269,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_imds_address:
         add_loopback_address(IMDS_ADDRESS)
 
-    apps = build_apps(fabric)
+    backup = None
+    if not args.no_backup:
+        storage_url = args.storage_url or account_url_for(roster.storage_ip)
+        backup = start_backup_service(fabric, args.backup_db, storage_url, stop)
+
+    apps = build_apps(fabric, backup)
     ports = {
         "wireserver": args.wireserver_port,
         "hostplugin": args.hostplugin_port,

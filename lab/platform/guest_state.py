@@ -16,8 +16,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from lab.platform.artifacts import ArtifactStore
+from lab.platform.certificates import TenantCertificate, TenantCertificates
 from lab.platform.clock import Clock, SystemClock
 from lab.platform.documents import GoalStateMetadata, GoalStateUrls, HandlerSpec
 from lab.platform.health_report import HealthReport
@@ -204,7 +206,12 @@ GA_FAMILIES = ("Prod", "Test")
 
 class Fabric:
     """The platform's state for one lab: the roster, one :class:`GuestState` per guest,
-    and the artifact store. Every fabric endpoint is built on one shared instance."""
+    the artifact store and each guest's tenant certificate. Every fabric endpoint is
+    built on one shared instance.
+
+    ``cert_dir`` keeps the tenant certificates across fabric restarts (a VM keeps its
+    thumbprint, as on Azure); without it they live in memory and are made on first use.
+    """
 
     def __init__(
         self,
@@ -212,11 +219,13 @@ class Fabric:
         *,
         clock: Clock | None = None,
         stale_after_seconds: float | None = None,
+        cert_dir: Path | None = None,
     ) -> None:
         self.roster = roster
         self.clock: Clock = clock or SystemClock()
         self.base_url = f"http://{roster.fabric_ip}"
         self.artifacts = ArtifactStore(self.base_url)
+        self.certificates = TenantCertificates(cert_dir)
         self.ga_family_manifests = {f: self.artifacts.publish_ga_family(f) for f in GA_FAMILIES}
 
         def stale_after() -> float:
@@ -243,6 +252,10 @@ class Fabric:
     def names(self) -> Iterable[str]:
         return self._guests.keys()
 
+    def tenant_certificate(self, guest: GuestState) -> TenantCertificate:
+        """The certificate CRP would encrypt this VM's protected settings to."""
+        return self.certificates.for_guest(guest.name)
+
     # -------------------------------------------------------------- documents
 
     def status_blob_url(self, guest: GuestState) -> str:
@@ -261,4 +274,5 @@ class Fabric:
             shared_config=f"{base}?comp=config&type=sharedConfig&{query}",
             extensions_config=f"{base}?comp=config&type=extensionsConfig&{query}",
             full_config=f"{base}?comp=config&type=fullConfig&{query}",
+            certificates=f"{base}?comp=certificates&{query}",
         )

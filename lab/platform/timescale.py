@@ -1,7 +1,7 @@
 """Azure durations, written once in Azure units, and their lab equivalents.
 
-A lab runs Azure's clock faster by one factor (``SNAPLAB_TIME_SCALE``, default 60):
-a 10-minute Azure window lasts 10 s in the lab. Some guest-side periods cannot be
+A lab runs Azure's clock faster by one factor (``SNAPLAB_TIME_SCALE``, default 240):
+a 95-minute snapshot sub-task timeout lasts about 24 s in the lab. Some guest-side periods cannot be
 scaled (the real agent reports every few seconds whatever we do), so every lab
 duration has a floor that keeps it longer than the physical cycle it observes.
 """
@@ -12,7 +12,9 @@ import os
 from dataclasses import dataclass
 from datetime import timedelta
 
-DEFAULT_TIME_SCALE = 60.0
+# 240 makes a timed-out backup job end in well under a minute (95 min / 240 = 24 s)
+# while the floors below keep every window longer than the agent's own cycles.
+DEFAULT_TIME_SCALE = 240.0
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,18 @@ def time_scale() -> float:
 # updated for this long ("VM status blob is found but not updated for 10 minutes ...").
 # Floor: three of the agent's 6-second status cycles, so one late upload is tolerated.
 AGENT_STATUS_STALE_AFTER = AzureDuration(timedelta(minutes=10), floor_seconds=20.0)
+
+# Backup refuses to start (UserErrorGuestAgentStatusUnavailable) when the agent is not
+# Ready; "not Ready" is the same staleness rule the instance view applies.
+BACKUP_PRECHECK_STALE_AFTER = AGENT_STATUS_STALE_AFTER
+
+# How long the backup service waits for the extension's terminal status before failing
+# with GuestAgentSnapshotTaskStatusError. Microsoft publishes no number; a real failure
+# report shows the timeout after about 1 h 35 min "in progress". Floor: a goal-state
+# poll, a first install (manifest + zip download), enable and two status uploads.
+SNAPSHOT_SUBTASK_TIMEOUT = AzureDuration(timedelta(minutes=95), floor_seconds=20.0)
+
+# Lifetime of the SAS URLs a backup hands out (disks, status blob, snapshot reads for the
+# vault transfer). It must outlive the extension's own 140-minute "too late" rule so an
+# on-time snapshot never fails on an expired SAS; floor: a slow snapshot plus transfer.
+BACKUP_SAS_EXPIRY = AzureDuration(timedelta(minutes=150), floor_seconds=60.0)

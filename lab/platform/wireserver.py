@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wrappers import Request, Response
 
 from lab.platform import documents
+from lab.platform.certificates import TransportCertError
 from lab.platform.guest_state import CHANNEL_DIRECT, Fabric, GuestState
 from lab.platform.health_report import parse_health
 from lab.platform.http_util import (
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 
 MAX_STATUS_BYTES = 16 * 1024 * 1024
 MAX_SMALL_BODY_BYTES = 4 * 1024 * 1024
+
+# The headers the agent sends with a Certificates request (wireserver.md §3.1).
+TRANSPORT_CERT_HEADER = "x-ms-guest-agent-public-x509-cert"
+CIPHER_HEADER = "x-ms-cipher-name"
 
 
 class WireServerApp:
@@ -145,7 +150,7 @@ class WireServerApp:
         )
         return Response(b"", status=200)
 
-    # ------------------------------------------------------------------ W3/W4/W6
+    # ------------------------------------------------------------------ W3/W4/W5/W6
 
     def _config(
         self, request: Request, guest: GuestState, container_id: str, instance_id: str
@@ -156,6 +161,8 @@ class WireServerApp:
         ident = snapshot.identity
         if container_id != ident.container_id or instance_id != ident.instance_id:
             return xml_error(404, "ResourceNotFound", "no such container or role instance")
+        if (query_arg(request, "comp") or "").lower() == "certificates":
+            return self._certificates(request, guest, snapshot.incarnation)
         kind = (query_arg(request, "type") or "").lower()
         service = self.fabric.roster.lab
         if kind == "hostingenvironmentconfig":
@@ -180,9 +187,28 @@ class WireServerApp:
                 status_upload_blob=self.fabric.status_blob_url(guest),
                 metadata=snapshot.metadata,
                 ga_family_manifests=self.fabric.ga_family_manifests,
+                encryptor=self.fabric.tenant_certificate(guest),
             )
         else:
             return xml_error(404, "ResourceNotFound", f"unknown config type {kind!r}")
+        return xml_response(body)
+
+    def _certificates(self, request: Request, guest: GuestState, incarnation: str) -> Response:
+        """W5: the VM's tenant certificate, encrypted to the transport certificate the
+        agent sends in its headers (and with the cipher it names).
+
+        A missing or unusable header (or an unknown cipher) is the caller's fault: 400,
+        never a 5xx the agent would take for a platform failure and retry.
+        """
+        certificate = self.fabric.tenant_certificate(guest)
+        try:
+            body = certificate.certificates_document(
+                request.headers.get(TRANSPORT_CERT_HEADER) or "",
+                cipher=request.headers.get(CIPHER_HEADER),
+                incarnation=incarnation,
+            )
+        except TransportCertError as exc:
+            return xml_error(400, "InvalidHeaderValue", str(exc))
         return xml_response(body)
 
     # ------------------------------------------------------------------ status blob

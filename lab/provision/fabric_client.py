@@ -28,6 +28,22 @@ class FabricClient:
     def roster(self) -> Roster:
         return Roster.from_json(json.dumps(self._get("/roster")))
 
+    def storage_ready(self) -> bool:
+        return bool(self._get("/storage").get("ready"))
+
+    def start_backup(self, vm: str) -> dict[str, Any]:
+        return self._send("POST", f"/vms/{vm}/backups")
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._get(f"/jobs/{job_id}")
+
+    def jobs(self, vm: str | None = None) -> list[dict[str, Any]]:
+        query = f"?vm={vm}" if vm else ""
+        return cast(list[dict[str, Any]], self._get(f"/jobs{query}")["jobs"])
+
+    def restore_points(self, vm: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._get(f"/vms/{vm}/restore-points")["restore_points"])
+
     def answers(self) -> bool:
         try:
             self._get("/roster")
@@ -36,9 +52,12 @@ class FabricClient:
         return True
 
     def _get(self, path: str) -> dict[str, Any]:
+        return self._send("GET", path)
+
+    def _send(self, method: str, path: str) -> dict[str, Any]:
         url = self.base_url + path
         try:
-            response = requests.get(url, timeout=TIMEOUT)
+            response = requests.request(method, url, timeout=TIMEOUT)
             response.raise_for_status()
             return cast(dict[str, Any], response.json())
         except (requests.RequestException, ValueError) as exc:

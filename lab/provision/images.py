@@ -30,6 +30,7 @@ from lab.provision.labels import IMAGE_LABEL, RECIPE_LABEL
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = PACKAGE_ROOT / "images"
 AZURITE_VERSION = "3.33.0"
+AZURE_STORAGE_BLOB_VERSION = "12.31.1"
 MMDEBSTRAP_TIMEOUT = 1800
 
 Report = Callable[[str], None]
@@ -74,8 +75,8 @@ class Recipe:
             if source.is_dir():
                 pairs.extend(
                     (f"{dest}/{p.relative_to(source).as_posix()}", p)
-                    for p in source.rglob("*.py")
-                    if p.is_file()
+                    for p in source.rglob("*")
+                    if p.is_file() and "__pycache__" not in p.parts
                 )
             else:
                 pairs.append((dest, source))
@@ -163,10 +164,18 @@ def host_recipe() -> Recipe:
             "python3",
             "python3-werkzeug",
             "python3-docker",
+            "python3-pip",
+            "openssl",
             "dnsmasq-base",
             "iproute2",
             "procps",
             "ca-certificates",
+        ),
+        # Debian's python3-azure-storage drags in all of python3-azure (1.2 GB), so the
+        # one SDK the backup service needs comes from PyPI instead.
+        hooks=_with_machine_ca(
+            f"{IN_CHROOT} python3 -m pip install --break-system-packages --no-cache-dir "
+            f"--cert /tmp/hostca/ca.crt --quiet azure-storage-blob=={AZURE_STORAGE_BLOB_VERSION}"
         ),
     )
     platform = PACKAGE_ROOT / "platform"
@@ -174,23 +183,46 @@ def host_recipe() -> Recipe:
         name="host",
         rootfs=rootfs,
         context="host",
-        extra_files=((PACKAGE_ROOT / "__init__.py", "lab/__init__.py"), (platform, "lab/platform")),
+        extra_files=(
+            (PACKAGE_ROOT / "__init__.py", "lab/__init__.py"),
+            (platform, "lab/platform"),
+            (PACKAGE_ROOT / "extension", "lab/extension"),
+        ),
+    )
+
+
+# A clean environment for commands run in a chroot: the caller's variables (CA paths,
+# pip options pointing at host folders) mean nothing inside it; proxies pass through.
+IN_CHROOT = (
+    'chroot "$1" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root '
+    "${http_proxy:+http_proxy=$http_proxy} ${https_proxy:+https_proxy=$https_proxy} "
+    "${no_proxy:+no_proxy=$no_proxy}"
+)
+
+
+def _with_machine_ca(*commands: str) -> tuple[str, ...]:
+    """Hooks that run ``commands`` in the chroot trusting what this machine trusts.
+
+    Package clients inside the chroot (npm, pip) must accept the same TLS chain as
+    the machine's own (a proxy's CA, say), so the machine's bundle is lent to the
+    chroot as /tmp/hostca/ca.crt for the commands and removed afterwards.
+    """
+    return (
+        'mkdir -p "$1/tmp/hostca"',
+        'cp /etc/ssl/certs/ca-certificates.crt "$1/tmp/hostca/ca.crt"',
+        *commands,
+        'rm -rf "$1/tmp/hostca" "$1/root/.npm" "$1/root/.cache"',
     )
 
 
 def storage_recipe() -> Recipe:
-    # npm inside the chroot must trust what the machine trusts (a proxy CA, say),
-    # so the machine's CA bundle is lent to it for the install and removed after.
     rootfs = Rootfs(
         name="storage",
         suite="trixie",
         packages=("nodejs", "npm", "ca-certificates"),
-        hooks=(
-            'mkdir -p "$1/tmp/hostca"',
-            'cp /etc/ssl/certs/ca-certificates.crt "$1/tmp/hostca/ca.crt"',
-            'chroot "$1" env npm_config_cafile=/tmp/hostca/ca.crt npm install -g --no-audit '
-            f"--no-fund --loglevel=error azurite@{AZURITE_VERSION}",
-            'rm -rf "$1/tmp/hostca" "$1/root/.npm"',
+        hooks=_with_machine_ca(
+            f"{IN_CHROOT} npm_config_cafile=/tmp/hostca/ca.crt npm install -g --no-audit "
+            f"--no-fund --loglevel=error azurite@{AZURITE_VERSION}"
         ),
     )
     return Recipe(name="storage", rootfs=rootfs, context="storage")
@@ -312,11 +344,33 @@ def _apt_install(package: str) -> None:
 
 
 def _last_error(text: str) -> str:
+    """The most telling line of a failed build: the tool's own error, not the wrapper's."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith(("E:", "ERROR", "error", "npm ERR!"))]
-    pick = errors[-1] if errors else (lines[-1] if lines else "no output")
+    own = [line for line in lines if line.startswith(("ERROR", "error", "npm ERR!", "dpkg:"))]
+    wrapper = [line for line in lines if line.startswith("E:")]
+    pick = (own or wrapper[:1] or lines[-1:] or ["no output"])[0]
     return pick[:300]
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def prune_stale_images(client: docker.DockerClient, recipes: list[Recipe]) -> int:
+    """Remove snaplab images that no current recipe builds (older recipe hashes).
+
+    Images are a cache keyed by recipe hash, so every recipe change leaves the previous
+    build behind; `setup` clears them so the cache does not grow without bound.
+    """
+    wanted = {r.tag for r in recipes} | {r.rootfs.tag for r in recipes}
+    removed = 0
+    for image in client.images.list(filters={"label": IMAGE_LABEL}):
+        tags = [t for t in image.tags if not t.endswith(":latest")]
+        if not tags or any(t in wanted for t in tags):
+            continue
+        try:
+            client.images.remove(image.id, force=False)
+            removed += 1
+        except APIError:
+            continue  # still used by a container (a running lab): keep it
+    return removed

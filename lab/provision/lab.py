@@ -31,7 +31,7 @@ from lab.provision.labels import (
     VM_LABEL,
     container_name,
 )
-from lab.provision.readiness import wait_until_ready
+from lab.provision.readiness import wait_for_disks, wait_until_ready
 from lab.provision.spec import LabSpec
 from lab.provision.state_dir import lab_dir, remove_lab_dir
 from lab.provision.tls import write_lab_tls
@@ -135,6 +135,7 @@ def _create_lab(
     ).start()
     report("waiting for every guest agent to report Ready")
     wait_until_ready(client, roster, FabricClient(roster.fabric_ip), READY_TIMEOUT)
+    wait_for_disks(FabricClient(roster.fabric_ip), READY_TIMEOUT)
     return roster
 
 

@@ -40,6 +40,23 @@ def wait_until_ready(
         time.sleep(POLL_SECONDS)
 
 
+def wait_for_disks(fabric: FabricClient, timeout: float) -> None:
+    """Wait until the fabric has the VMs' disks in storage (Azurite started last)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if fabric.storage_ready():
+                return
+        except PlatformError:
+            pass
+        if time.monotonic() > deadline:
+            raise ProvisionFailed(
+                f"storage: the VMs' disks were not in Azurite after {timeout:.0f} s "
+                "(see `docker logs` of the lab's storage and fabric containers)"
+            )
+        time.sleep(POLL_SECONDS)
+
+
 def why_not_ready(client: docker.DockerClient, guest: GuestEntry) -> str:
     """One line from the guest explaining a silent agent."""
     try:

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 import docker
 import pytest
 import testinfra
+from azure.storage.blob import BlobServiceClient
 
 from lab.azure_sdk import compute_client
+from lab.platform.backup.azure_storage import DEV_ACCOUNT_KEY as AZURITE_KEY
+from lab.platform.backup.azure_storage import DEV_ACCOUNT_NAME as AZURITE_ACCOUNT
 from lab.platform.roster import Roster
 from lab.provision import engine
 from lab.provision import lab as labs
@@ -45,6 +48,13 @@ class RunningLab:
 
     def host(self, vm: str) -> testinfra.host.Host:
         return testinfra.get_host(f"docker://{self.roster.guest_by_name(vm).container}")  # type: ignore[union-attr]
+
+    def storage(self) -> BlobServiceClient:
+        """The lab's Azurite, as the Azure SDK sees it (from the host, over the lab bridge)."""
+        return BlobServiceClient(
+            account_url=f"http://{self.roster.storage_ip}:10000/{AZURITE_ACCOUNT}",
+            credential={"account_name": AZURITE_ACCOUNT, "account_key": AZURITE_KEY},
+        )
 
     def compute(self):  # type: ignore[no-untyped-def]
         arm = labs.arm_endpoint(self.client, self.name)

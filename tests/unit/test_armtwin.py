@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,7 @@ from lab.platform.arm_fabric import (
     ExtensionReport,
     FabricError,
     FabricVm,
-    HttpFabricReader,
+    HttpFabricClient,
     OsReport,
     parse_fabric_vm,
 )
@@ -123,11 +123,19 @@ STALE = FabricVm(
 
 @dataclass
 class FakeFabric:
-    """The fabric's control API as data; ``down`` makes every read fail."""
+    """The fabric's control API as data; ``down`` makes every call fail.
+
+    ``uninstall_extension`` plays the fabric and the agent at once: the handler leaves
+    the reports (the agent removed it) unless ``agent_stuck``; a handler listed in
+    ``not_in_goal_state`` gets the control API's 404.
+    """
 
     roster_: Roster = ROSTER
     vms: dict[str, FabricVm] = field(default_factory=lambda: {"vm1": HEALTHY, "vm2": STALE})
     down: bool = False
+    agent_stuck: bool = False
+    not_in_goal_state: set[str] = field(default_factory=set)
+    uninstalls: list[tuple[str, str]] = field(default_factory=list)
 
     def roster(self) -> Roster:
         if self.down:
@@ -138,6 +146,18 @@ class FakeFabric:
         if self.down:
             raise FabricError("connection refused")
         return self.vms.get(name)
+
+    def uninstall_extension(self, vm: str, handler: str) -> str | None:
+        if self.down:
+            raise FabricError("connection refused")
+        self.uninstalls.append((vm, handler))
+        report = self.vms.get(vm)
+        if report is None or handler in self.not_in_goal_state:
+            return None
+        if not self.agent_stuck:
+            kept = tuple(e for e in report.extensions if e.name != handler)
+            self.vms[vm] = replace(report, extensions=kept)
+        return "7"
 
 
 @dataclass
@@ -263,7 +283,11 @@ def test_malformed_api_version_is_400(client: Client) -> None:
         ),
         ("/", "NotFound"),
         (f"/subscriptions/{SUB}", "NotFound"),
-        (f"{VMS}/vm1/extensions", "NotFound"),
+        (f"{VMS}/vm1/extensions/Nope", "ResourceNotFound"),
+        (f"{VMS}/vm1/extensions/{SNAPSHOT_EXT}", "ResourceNotFound"),  # the handler, not the name
+        (f"{VMS}/vm9/extensions", "ResourceNotFound"),
+        (f"{VMS}/vm9/extensions/VMSnapshotLinux", "ResourceNotFound"),
+        (f"{VMS}/vm1/extensions/VMSnapshotLinux/more", "NotFound"),
         (f"{VMS}/vm1/instanceView/more", "NotFound"),
     ],
 )
@@ -288,6 +312,9 @@ def test_post_to_unknown_vm_is_404(client: Client, power: FakePower) -> None:
         ("PUT", f"{VMS}/vm1", "GET, HEAD"),
         ("POST", f"{VMS}/vm1/instanceView", "GET, HEAD"),
         ("POST", VMS, "GET, HEAD"),
+        ("DELETE", f"{VMS}/vm1/extensions", "GET, HEAD"),
+        ("POST", f"{VMS}/vm1/extensions/VMSnapshotLinux", "DELETE, GET, HEAD"),
+        ("PUT", f"{VMS}/vm1/extensions/VMSnapshotLinux", "DELETE, GET, HEAD"),
     ],
 )
 def test_wrong_method_is_405(client: Client, method: str, path: str, allowed: str) -> None:
@@ -427,6 +454,129 @@ def test_failed_operation_reports_failed(client: Client, power: FakePower) -> No
 def test_operations_need_auth(client: Client) -> None:
     async_path, _ = _location_of(client.post(f"{VMS}/vm1/start?{API}", headers=AUTH))
     assert client.get(async_path).status_code == 401
+
+
+# --------------------------------------------------------------------------- extensions
+
+EXT = f"{VMS}/vm1/extensions"
+
+
+def _done(client: Client, async_path: str) -> dict[str, object]:
+    _wait_for(lambda: _json(client.get(async_path, headers=AUTH))["status"] != "InProgress")
+    return _json(client.get(async_path, headers=AUTH))
+
+
+def test_extension_list_shows_what_the_agent_reports(client: Client) -> None:
+    doc = _json(client.get(f"{EXT}?{API}", headers=AUTH))
+    assert doc == {
+        "value": [
+            {
+                "id": f"{VMS}/vm1/extensions/VMSnapshotLinux",
+                "name": "VMSnapshotLinux",
+                "type": "Microsoft.Compute/virtualMachines/extensions",
+                "location": "snaplab-local",
+                "properties": {
+                    "publisher": "Microsoft.Azure.RecoveryServices",
+                    "type": "VMSnapshotLinux",
+                    "typeHandlerVersion": "1.0",
+                    "autoUpgradeMinorVersion": True,
+                    "provisioningState": "Succeeded",
+                },
+            }
+        ]
+    }
+    assert _json(client.get(f"{VMS}/vm3/extensions?{API}", headers=AUTH)) == {"value": []}
+
+
+def test_extension_get_with_instance_view(client: Client) -> None:
+    doc = _json(client.get(f"{VMS}/vm2/extensions/vmsnapshotlinux?{API}", headers=AUTH))
+    assert doc["name"] == "VMSnapshotLinux"
+    props = doc["properties"]
+    assert isinstance(props, dict)
+    assert props["provisioningState"] == "Failed"
+    assert "instanceView" not in props
+    expanded = _json(
+        client.get(f"{VMS}/vm2/extensions/VMSnapshotLinux?{API}&$expand=instanceView", headers=AUTH)
+    )
+    assert expanded["properties"]["instanceView"] == {  # type: ignore[index]
+        "name": "VMSnapshotLinux",
+        "type": SNAPSHOT_EXT,
+        "typeHandlerVersion": "1.0.91.0",
+        "statuses": [
+            {
+                "code": "ProvisioningState/failed/76",
+                "level": "Error",
+                "displayStatus": "Provisioning failed",
+                "message": "FailedRetryableSnapshotFailedNoNetwork",
+            }
+        ],
+    }
+
+
+def test_extension_delete_uninstalls_through_the_fabric(client: Client, fabric: FakeFabric) -> None:
+    response = client.delete(f"{EXT}/VMSnapshotLinux?{API}", headers=AUTH)
+    assert response.status_code == 202
+    async_path, location_path = _location_of(response)
+    assert _done(client, async_path)["status"] == "Succeeded"
+    assert client.get(location_path, headers=AUTH).status_code == 200
+    assert fabric.uninstalls == [("vm1", SNAPSHOT_EXT)]
+    assert _json(client.get(f"{EXT}?{API}", headers=AUTH)) == {"value": []}
+    gone = client.get(f"{EXT}/VMSnapshotLinux?{API}", headers=AUTH)
+    assert gone.status_code == 404 and _error_code(gone) == "ResourceNotFound"
+    again = client.delete(f"{EXT}/VMSnapshotLinux?{API}", headers=AUTH)
+    assert again.status_code == 204  # ARM deletes are idempotent
+    assert fabric.uninstalls == [("vm1", SNAPSHOT_EXT)]
+
+
+def test_extension_delete_waits_for_the_agent(fabric: FakeFabric, power: FakePower) -> None:
+    """While the agent has not removed it: Deleting, VM Updating, other operations 409;
+    when it never does, Azure's extension timeout."""
+    fabric.agent_stuck = True
+    client = Client(
+        ArmTwin(fabric, power, TOKEN, extension_timeout=lambda: 0.5, extension_poll_seconds=0.02)
+    )
+    async_path, location_path = _location_of(
+        client.delete(f"{EXT}/VMSnapshotLinux?{API}", headers=AUTH)
+    )
+    ext = _json(client.get(f"{EXT}/VMSnapshotLinux?{API}", headers=AUTH))
+    assert ext["properties"]["provisioningState"] == "Deleting"  # type: ignore[index]
+    view = _json(client.get(f"{VMS}/vm1/instanceView?{API}", headers=AUTH))
+    assert view["statuses"][0]["code"] == "ProvisioningState/updating"  # type: ignore[index]
+    assert view["statuses"][1]["code"] == "PowerState/running"  # type: ignore[index]
+    busy = client.post(f"{VMS}/vm1/powerOff?{API}", headers=AUTH)
+    assert busy.status_code == 409 and _error_code(busy) == "OperationNotAllowed"
+    assert power.calls == []
+    done = _done(client, async_path)
+    assert done["status"] == "Failed"
+    assert done["error"]["code"] == "VMExtensionProvisioningTimeout"  # type: ignore[index]
+    assert "VMSnapshotLinux" in done["error"]["message"]  # type: ignore[index]
+    monitor = client.get(location_path, headers=AUTH)
+    assert monitor.status_code == 409 and _error_code(monitor) == "VMExtensionProvisioningTimeout"
+
+
+def test_extension_delete_fails_when_the_goal_state_lacks_it(
+    client: Client, fabric: FakeFabric
+) -> None:
+    fabric.not_in_goal_state.add(SNAPSHOT_EXT)
+    async_path, _ = _location_of(client.delete(f"{EXT}/VMSnapshotLinux?{API}", headers=AUTH))
+    done = _done(client, async_path)
+    assert done["status"] == "Failed"
+    assert done["error"]["code"] == "ResourceNotFound"  # type: ignore[index]
+
+
+def test_extension_delete_of_nothing_is_204(client: Client, fabric: FakeFabric) -> None:
+    for path in (f"{EXT}/Nope", f"{VMS}/vm3/extensions/VMSnapshotLinux"):
+        assert client.delete(f"{path}?{API}", headers=AUTH).status_code == 204
+    assert fabric.uninstalls == []
+    missing_vm = client.delete(f"{VMS}/vm9/extensions/VMSnapshotLinux?{API}", headers=AUTH)
+    assert missing_vm.status_code == 404
+
+
+def test_extension_calls_with_the_fabric_down_are_502(client: Client, fabric: FakeFabric) -> None:
+    fabric.down = True
+    for method in ("GET", "DELETE"):
+        response = client.open(f"{EXT}/VMSnapshotLinux?{API}", method=method, headers=AUTH)
+        assert response.status_code == 502 and _error_code(response) == "BadGateway"
 
 
 # --------------------------------------------------------------------------- Docker backend
@@ -576,8 +726,19 @@ def fabric_http() -> Iterator[str]:
         "/control/v1/vms/wrong": json.dumps({"name": "wrong", "agent": "Ready"}),
     }
 
+    uninstall = f"/control/v1/vms/vm1/extensions/{SNAPSHOT_EXT}/uninstall"
+    answers = {  # POST path -> (status, body), as control.py answers
+        uninstall: (202, json.dumps({"name": "vm1", "incarnation": "9"})),
+        "/control/v1/vms/vm1/extensions/Bad.Json/uninstall": (202, "{nope"),
+        "/control/v1/vms/vm1/extensions/No.Incarnation/uninstall": (202, '{"name": "vm1"}'),
+        "/control/v1/vms/vm1/extensions/Fabric.Bug/uninstall": (500, "fabric bug"),
+    }
+
     @Request.application
     def fabric_app(request: Request) -> Response:
+        if request.method == "POST":
+            status, text = answers.get(request.path, (404, '{"error": "no such handler"}'))
+            return Response(text, status=status, mimetype="application/json")
         if request.path == "/control/v1/vms/boom":
             return Response("fabric bug", status=500)
         body = documents.get(request.path)
@@ -592,7 +753,7 @@ def fabric_http() -> Iterator[str]:
 
 
 def test_http_fabric_reader(fabric_http: str) -> None:
-    reader = HttpFabricReader(fabric_http, timeout=5)
+    reader = HttpFabricClient(fabric_http, timeout=5)
     assert reader.roster() == ROSTER
     vm1 = reader.vm("vm1")
     assert vm1 is not None and vm1.agent.ready and vm1.agent.version == "2.7.3.0"
@@ -602,9 +763,20 @@ def test_http_fabric_reader(fabric_http: str) -> None:
             reader.vm(name)
 
 
+def test_http_fabric_client_uninstalls(fabric_http: str) -> None:
+    client = HttpFabricClient(fabric_http, timeout=5)
+    assert client.uninstall_extension("vm1", SNAPSHOT_EXT) == "9"
+    assert client.uninstall_extension("vm1", "Not.There") is None
+    for handler in ("Bad.Json", "No.Incarnation", "Fabric.Bug"):
+        with pytest.raises(FabricError):
+            client.uninstall_extension("vm1", handler)
+
+
 def test_http_fabric_reader_unreachable() -> None:
     with pytest.raises(FabricError):
-        HttpFabricReader("http://127.0.0.1:9", timeout=2).roster()
+        HttpFabricClient("http://127.0.0.1:9", timeout=2).roster()
+    with pytest.raises(FabricError):
+        HttpFabricClient("http://127.0.0.1:9", timeout=2).uninstall_extension("vm1", "A.B")
 
 
 # --------------------------------------------------------------------------- end to end
@@ -680,7 +852,9 @@ def test_sdk_instance_view_agent_ready(lab: Lab) -> None:
     assert handler.status is not None and handler.status.display_status == "Ready"
     assert iv.extensions is not None
     ext_status = iv.extensions[0].statuses[0]  # type: ignore[index]
-    assert iv.extensions[0].name == SNAPSHOT_EXT
+    assert iv.extensions[0].name == "VMSnapshotLinux"
+    assert iv.extensions[0].type == SNAPSHOT_EXT
+    assert iv.extensions[0].type_handler_version == "1.0.91.0"
     assert ext_status.code == "ProvisioningState/succeeded"
     assert ext_status.display_status == "Provisioning succeeded"
     assert iv.statuses is not None
@@ -768,6 +942,72 @@ def test_sdk_errors_map_to_azure_exceptions(lab: Lab) -> None:
     wrong.close()
 
 
+def test_sdk_lists_and_gets_extensions(lab: Lab) -> None:
+    listed = lab.compute.virtual_machine_extensions.list(RG, "vm1")
+    assert listed.value is not None
+    assert [e.name for e in listed.value] == ["VMSnapshotLinux"]
+    ext = lab.compute.virtual_machine_extensions.get(RG, "vm1", "VMSnapshotLinux")
+    assert ext.id == f"{VMS}/vm1/extensions/VMSnapshotLinux"
+    assert ext.type == "Microsoft.Compute/virtualMachines/extensions"
+    assert ext.location == "snaplab-local"
+    props = ext.properties
+    assert props is not None
+    assert (props.publisher, props.type) == ("Microsoft.Azure.RecoveryServices", "VMSnapshotLinux")
+    assert props.type_handler_version == "1.0"
+    assert props.auto_upgrade_minor_version is True
+    assert props.provisioning_state == "Succeeded"
+    assert props.instance_view is None
+
+    expanded = lab.compute.virtual_machine_extensions.get(
+        RG, "vm2", "VMSnapshotLinux", expand="instanceView"
+    )
+    assert expanded.properties is not None
+    assert expanded.properties.provisioning_state == "Failed"
+    view = expanded.properties.instance_view
+    assert view is not None
+    assert (view.name, view.type, view.type_handler_version) == (
+        "VMSnapshotLinux",
+        SNAPSHOT_EXT,
+        "1.0.91.0",
+    )
+    assert view.statuses is not None
+    assert view.statuses[0].code == "ProvisioningState/failed/76"
+    assert view.statuses[0].display_status == "Provisioning failed"
+    assert view.statuses[0].message == "FailedRetryableSnapshotFailedNoNetwork"
+    with_views = lab.compute.virtual_machine_extensions.list(RG, "vm2", expand="instanceView")
+    assert with_views.value is not None and with_views.value[0].properties is not None
+    assert with_views.value[0].properties.instance_view is not None
+
+
+def test_sdk_extension_errors(lab: Lab) -> None:
+    with pytest.raises(ResourceNotFoundError) as missing:
+        lab.compute.virtual_machine_extensions.get(RG, "vm1", "CustomScript")
+    assert missing.value.error is not None and missing.value.error.code == "ResourceNotFound"
+    with pytest.raises(ResourceNotFoundError):
+        lab.compute.virtual_machine_extensions.list(RG, "vm9")
+    assert lab.compute.virtual_machine_extensions.begin_delete(RG, "vm1", "Nope").result() is None
+    assert lab.fabric.uninstalls == []
+
+
+def test_sdk_deletes_an_extension(lab: Lab) -> None:
+    poller = lab.compute.virtual_machine_extensions.begin_delete(RG, "vm1", "VMSnapshotLinux")
+    assert poller.result(timeout=30) is None
+    assert poller.status() == "Succeeded"
+    assert lab.fabric.uninstalls == [("vm1", SNAPSHOT_EXT)]
+    assert lab.compute.virtual_machine_extensions.list(RG, "vm1").value == []
+    with pytest.raises(ResourceNotFoundError):
+        lab.compute.virtual_machine_extensions.get(RG, "vm1", "VMSnapshotLinux")
+
+
+def test_sdk_failed_extension_delete_raises(lab: Lab) -> None:
+    lab.fabric.not_in_goal_state.add(SNAPSHOT_EXT)
+    poller = lab.compute.virtual_machine_extensions.begin_delete(RG, "vm2", "VMSnapshotLinux")
+    with pytest.raises(HttpResponseError) as failed:
+        poller.result(timeout=30)
+    assert poller.status() == "Failed"
+    assert "goal state" in str(failed.value)
+
+
 def test_sdk_refuses_a_twin_it_cannot_verify(lab: Lab, tmp_path: Path) -> None:
     """TLS stays verified: another lab's CA does not vouch for this twin."""
     other = write_lab_tls("other", tmp_path / "other")
@@ -835,7 +1075,7 @@ def test_contract_with_the_fabric_control_api(tmp_path: Path) -> None:
 
     fabric_server = make_server("127.0.0.1", 0, control.ControlApp(platform), threaded=True)
     threading.Thread(target=fabric_server.serve_forever, daemon=True).start()
-    reader = HttpFabricReader(f"http://127.0.0.1:{fabric_server.socket.getsockname()[1]}")
+    reader = HttpFabricClient(f"http://127.0.0.1:{fabric_server.socket.getsockname()[1]}")
     files = write_lab_tls("unit", tmp_path / "tls")
     twin = build_server(
         ArmTwin(reader, FakePower(), TOKEN), 0, tls_context(files.server_cert, files.server_key)
@@ -858,6 +1098,65 @@ def test_contract_with_the_fabric_control_api(tmp_path: Path) -> None:
         assert silent.vm_agent.vm_agent_version == "Unknown"  # type: ignore[union-attr]
         assert silent.vm_agent.statuses[0].message == AGENT_NEVER_REPORTED_MESSAGE  # type: ignore[union-attr,index]
     finally:
+        compute.close()
+        twin.shutdown()
+        fabric_server.shutdown()
+
+
+def test_contract_extension_delete_with_the_fabric_control_api(tmp_path: Path) -> None:
+    """The real control API's uninstall route, driven by the SDK through the twin; a
+    thread plays the agent (it stops reporting the handler once told to uninstall)."""
+    control = pytest.importorskip("lab.platform.control")
+    guest_state = pytest.importorskip("lab.platform.guest_state")
+    documents = pytest.importorskip("lab.platform.documents")
+    platform = guest_state.Fabric(ROSTER, stale_after_seconds=3600.0)
+    guest = platform.guest("vm1")
+    guest.set_handler(
+        documents.HandlerSpec(name=SNAPSHOT_EXT, version="1.0.91.0", manifest_url="http://f/m")
+    )
+    guest.record_status(_agent_status_document(), guest_state.CHANNEL_DIRECT)
+    fabric_server = make_server("127.0.0.1", 0, control.ControlApp(platform), threaded=True)
+    threading.Thread(target=fabric_server.serve_forever, daemon=True).start()
+    client = HttpFabricClient(f"http://127.0.0.1:{fabric_server.socket.getsockname()[1]}")
+    stop = threading.Event()
+
+    def agent() -> None:
+        while not stop.wait(0.05):
+            if any(h.state == "uninstall" for h in guest.handlers()):
+                report = json.loads(_agent_status_document())
+                report["aggregateStatus"]["handlerAggregateStatus"] = []
+                guest.record_status(json.dumps(report).encode(), guest_state.CHANNEL_DIRECT)
+                return
+
+    files = write_lab_tls("unit", tmp_path / "tls")
+    twin = build_server(
+        ArmTwin(client, FakePower(), TOKEN, extension_poll_seconds=0.05),
+        0,
+        tls_context(files.server_cert, files.server_key),
+    )
+    threading.Thread(target=twin.serve_forever, daemon=True).start()
+    compute = compute_client(
+        f"https://127.0.0.1:{twin.socket.getsockname()[1]}", TOKEN, SUB, files.ca_cert
+    )
+    try:
+        if client.uninstall_extension("vm1", SNAPSHOT_EXT) is None:
+            pytest.skip("the control API has no uninstall route yet")
+        assert client.uninstall_extension("vm2", SNAPSHOT_EXT) is None  # not in its goal state
+        # The probe set the handler to uninstall: put it back for the SDK's turn.
+        guest.set_handler(
+            documents.HandlerSpec(name=SNAPSHOT_EXT, version="1.0.91.0", manifest_url="http://f/m")
+        )
+        before = int(guest.incarnation)
+        threading.Thread(target=agent, daemon=True).start()
+        compute.virtual_machine_extensions.begin_delete(RG, "vm1", "VMSnapshotLinux").result(
+            timeout=30
+        )
+        [handler] = guest.handlers()
+        assert handler.state == "uninstall"
+        assert int(guest.incarnation) > before
+        assert compute.virtual_machine_extensions.list(RG, "vm1").value == []
+    finally:
+        stop.set()
         compute.close()
         twin.shutdown()
         fabric_server.shutdown()

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
+from backup_fakes import FakeAgent, FakeStorage, advancing_sleep, snapshots_every_disk
 from fabric_samples import FakeClock, make_fabric, make_roster, status_bytes
 from werkzeug.test import Client
 
+from lab.extension.protocol import HANDLER_NAME
+from lab.platform.backup.agent import FabricAgentChannel
+from lab.platform.backup.runner import BackupTimings
+from lab.platform.backup.service import BackupService
+from lab.platform.backup.store import BackupStore
 from lab.platform.control import ControlApp
+from lab.platform.documents import HandlerSpec
 from lab.platform.guest_state import CHANNEL_HOSTPLUGIN, Fabric
 from lab.platform.roster import Roster
 
@@ -115,3 +123,252 @@ def test_errors_are_json(client: Client, method: str, path: str, expected: int) 
     response = client.open(path, method=method)
     assert response.status_code == expected
     assert "error" in json.loads(response.data)
+
+
+# --------------------------------------------------------------------------- backups
+
+
+class HeldSpawn:
+    """Keeps job workers until the test runs them."""
+
+    def __init__(self) -> None:
+        self.pending: list[Callable[[], object]] = []
+
+    def __call__(self, name: str, target: Callable[[], object]) -> None:
+        self.pending.append(target)
+
+    def run_all(self) -> None:
+        while self.pending:
+            self.pending.pop(0)()
+
+
+@pytest.fixture
+def backup_rig(
+    fabric_and_clock: tuple[Fabric, FakeClock],
+) -> tuple[Client, FakeAgent, HeldSpawn]:
+    fabric, clock = fabric_and_clock
+    storage = FakeStorage()
+    agent = FakeAgent(storage, clock, behaviour=snapshots_every_disk)
+    spawn = HeldSpawn()
+    service = BackupService(
+        vms=fabric.names(),
+        store=BackupStore(":memory:"),
+        storage=storage,
+        agent=agent,
+        clock=clock,
+        timings=lambda: BackupTimings(240.0, 20.0, 60.0),
+        spawn=spawn,
+        sleep=advancing_sleep(clock),
+    )
+    return Client(ControlApp(fabric, service)), agent, spawn
+
+
+JOB_KEYS = {
+    "job_id",
+    "vm",
+    "status",
+    "error_code",
+    "error_message",
+    "detail",
+    "subtasks",
+    "seconds",
+    "started_at",
+    "ended_at",
+    "task_id",
+}
+
+
+def test_backup_is_accepted_then_followed(backup_rig: tuple[Client, FakeAgent, HeldSpawn]) -> None:
+    client, _, spawn = backup_rig
+    response = client.post("/control/v1/vms/vm1/backups")
+    assert response.status_code == 202
+    job = json.loads(response.data)
+    assert set(job) == JOB_KEYS
+    assert job["status"] == "InProgress" and job["vm"] == "vm1"
+    assert [s["status"] for s in job["subtasks"]] == ["NotStarted", "NotStarted"]
+    spawn.run_all()
+
+    done = json.loads(client.get(f"/control/v1/jobs/{job['job_id']}").data)
+    assert done["status"] == "Completed"
+    assert done["error_code"] is None and done["seconds"] is not None
+    listed = json.loads(client.get("/control/v1/jobs?vm=vm1").data)["jobs"]
+    assert [j["job_id"] for j in listed] == [job["job_id"]]
+    assert json.loads(client.get("/control/v1/jobs?vm=vm2").data) == {"jobs": []}
+    assert len(json.loads(client.get("/control/v1/jobs").data)["jobs"]) == 1
+    points = json.loads(client.get("/control/v1/vms/vm1/restore-points").data)["restore_points"]
+    assert [p["job_id"] for p in points] == [job["job_id"]]
+    assert set(points[0]) == {"id", "vm", "job_id", "created_at", "disks"}
+
+
+def test_refused_backup_is_still_a_202_job(
+    backup_rig: tuple[Client, FakeAgent, HeldSpawn],
+) -> None:
+    client, agent, _ = backup_rig
+    agent.ready = False
+    job = json.loads(client.post("/control/v1/vms/vm2/backups").data)
+    assert job["status"] == "Failed"
+    assert job["error_code"] == "UserErrorGuestAgentStatusUnavailable"
+    assert job["error_message"] == "VM Agent unable to communicate with Azure Backup"
+
+
+def test_second_backup_while_one_runs(backup_rig: tuple[Client, FakeAgent, HeldSpawn]) -> None:
+    client, _, _ = backup_rig
+    assert client.post("/control/v1/vms/vm1/backups").status_code == 202
+    second = client.post("/control/v1/vms/vm1/backups")
+    assert second.status_code == 202
+    assert json.loads(second.data)["error_code"] == "UserErrorBackupOperationInProgress"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"", 202),
+        (b"{}", 202),
+        (b"  \n", 202),
+        (b"{broken", 400),
+        (b"[]", 400),
+        (b'"now"', 400),
+        (b'{"retain_until": "2027-01-01"}', 400),
+        (b"\xff\xfe", 400),
+    ],
+)
+def test_backup_request_bodies(
+    backup_rig: tuple[Client, FakeAgent, HeldSpawn], body: bytes, expected: int
+) -> None:
+    client, _, _ = backup_rig
+    response = client.post(
+        "/control/v1/vms/vm1/backups", data=body, content_type="application/json"
+    )
+    assert response.status_code == expected
+    if expected == 400:
+        assert "error" in json.loads(response.data)
+
+
+def test_storage_and_disks(backup_rig: tuple[Client, FakeAgent, HeldSpawn]) -> None:
+    client, _, _ = backup_rig
+    storage = json.loads(client.get("/control/v1/storage").data)
+    assert storage == {"ready": True, "account_url": "http://10.199.0.3:10000/devstoreaccount1"}
+    disks = json.loads(client.get("/control/v1/vms/vm2/disks").data)
+    assert disks == {
+        "disks": [
+            {
+                "name": "vm2-osdisk.vhd",
+                "url": "http://10.199.0.3:10000/devstoreaccount1/vhds/vm2-osdisk.vhd",
+                "size_bytes": 32212254720,
+            }
+        ],
+        "ready": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "/control/v1/vms/nobody/backups", 404),
+        ("GET", "/control/v1/vms/nobody/disks", 404),
+        ("GET", "/control/v1/vms/nobody/restore-points", 404),
+        ("GET", "/control/v1/jobs?vm=nobody", 404),
+        ("GET", "/control/v1/jobs/no-such-job", 404),
+        ("GET", "/control/v1/jobs/a/b", 404),
+        ("GET", "/control/v1/vms/vm1/backups", 405),
+        ("POST", "/control/v1/jobs", 405),
+        ("DELETE", "/control/v1/jobs/x", 405),
+        ("POST", "/control/v1/storage", 405),
+        ("PUT", "/control/v1/vms/vm1/restore-points", 405),
+        ("POST", "/control/v1/vms/vm1/disks", 405),
+    ],
+)
+def test_backup_errors_are_json_never_500(
+    backup_rig: tuple[Client, FakeAgent, HeldSpawn], method: str, path: str, expected: int
+) -> None:
+    client, _, _ = backup_rig
+    response = client.open(path, method=method)
+    assert response.status_code == expected
+    assert "error" in json.loads(response.data)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/control/v1/storage"),
+        ("GET", "/control/v1/jobs"),
+        ("GET", "/control/v1/jobs/x"),
+        ("POST", "/control/v1/vms/vm1/backups"),
+        ("GET", "/control/v1/vms/vm1/disks"),
+        ("GET", "/control/v1/vms/vm1/restore-points"),
+    ],
+)
+def test_backup_routes_without_a_backup_service(client: Client, method: str, path: str) -> None:
+    response = client.open(path, method=method)
+    assert response.status_code == 503
+    assert "backup" in json.loads(response.data)["error"]
+
+
+# --------------------------------------------------------------------------- uninstall
+
+
+def test_uninstall_sets_the_handler_state_and_bumps(
+    client: Client, fabric_and_clock: tuple[Fabric, FakeClock]
+) -> None:
+    guest = fabric_and_clock[0].guest("vm1")
+    assert guest is not None
+    guest.set_handler(HandlerSpec(HANDLER_NAME, "1.0.92.0", "http://f/manifest.xml", seq_no=4))
+    before = int(guest.incarnation)
+    response = client.post(f"/control/v1/vms/vm1/extensions/{HANDLER_NAME.lower()}/uninstall")
+    assert response.status_code == 202
+    assert json.loads(response.data) == {
+        "vm": "vm1",
+        "name": HANDLER_NAME,
+        "incarnation": str(before + 1),
+    }
+    (handler,) = guest.handlers()
+    assert handler.state == "uninstall" and handler.seq_no == 4
+
+
+def test_uninstall_errors(client: Client) -> None:
+    missing = client.post(f"/control/v1/vms/vm1/extensions/{HANDLER_NAME}/uninstall")
+    assert missing.status_code == 404
+    assert HANDLER_NAME in json.loads(missing.data)["error"]
+    assert (
+        client.post(f"/control/v1/vms/nobody/extensions/{HANDLER_NAME}/uninstall").status_code
+        == 404
+    )
+    assert client.get(f"/control/v1/vms/vm1/extensions/{HANDLER_NAME}/uninstall").status_code == 405
+    assert client.post("/control/v1/vms/vm1/extensions/x/remove").status_code == 404
+
+
+def test_next_backup_enables_an_uninstalled_handler_again(
+    fabric_and_clock: tuple[Fabric, FakeClock],
+) -> None:
+    """Through the real agent channel: after an uninstall, the next backup publishes the
+    handler enabled again (the agent reinstalls it); nobody answers here, so the job
+    ends in the snapshot sub-task timeout."""
+    fabric, clock = fabric_and_clock
+    guest = fabric.guest("vm1")
+    assert guest is not None
+    guest.record_status(status_bytes(), CHANNEL_HOSTPLUGIN)
+    spawn = HeldSpawn()
+    service = BackupService(
+        vms=fabric.names(),
+        store=BackupStore(":memory:"),
+        storage=FakeStorage(),
+        agent=FabricAgentChannel(fabric),
+        clock=clock,
+        timings=lambda: BackupTimings(240.0, 20.0, 60.0),
+        spawn=spawn,
+        sleep=advancing_sleep(clock),
+    )
+    client = Client(ControlApp(fabric, service))
+    guest.set_handler(HandlerSpec(HANDLER_NAME, "1.0.92.0", "http://f/manifest.xml", seq_no=2))
+    uninstall = f"/control/v1/vms/vm1/extensions/{HANDLER_NAME}/uninstall"
+    assert client.post(uninstall).status_code == 202
+    assert guest.handlers()[0].state == "uninstall"
+
+    job = json.loads(client.post("/control/v1/vms/vm1/backups").data)
+    assert job["status"] == "InProgress"
+    spawn.run_all()
+    (handler,) = guest.handlers()
+    assert (handler.state, handler.seq_no) == ("enabled", 3)
+    ended = json.loads(client.get(f"/control/v1/jobs/{job['job_id']}").data)
+    assert ended["error_code"] == "GuestAgentSnapshotTaskStatusError"
+    assert ended["subtasks"][0] == {"name": "Take Snapshot", "status": "Failed", "seconds": 20.0}

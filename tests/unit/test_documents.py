@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from xml.dom import minidom
 
 import pytest
@@ -153,17 +155,108 @@ def test_dotnet_ticks_known_value() -> None:
         documents.dotnet_ticks(datetime(2020, 1, 1))
 
 
-def test_protected_settings_are_emitted_when_given() -> None:
-    spec = HandlerSpec(
-        name="X.Y",
-        version="1.0",
-        manifest_url="http://f/m.xml",
-        protected_settings="MIIB",
-        protected_settings_cert_thumbprint="ABCD",
+class FakeEncryptor:
+    """Stands in for the tenant certificate; records what it was asked to encrypt."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def encrypt_settings(self, settings: Mapping[str, Any]) -> tuple[str, str]:
+        self.calls.append(dict(settings))
+        return "MIIBcipher==", "ABCDEF0123456789ABCDEF0123456789ABCDEF01"
+
+
+PROTECTED = HandlerSpec(
+    name="X.Y",
+    version="1.0",
+    manifest_url="http://f/m.xml",
+    public_settings={"taskId": "t"},
+    protected_settings={"statusBlobUri": "http://s/b?sig=a&sp=rw", "objectStr": "W10="},
+)
+
+
+def test_protected_settings_are_encrypted_with_the_tenant_certificate() -> None:
+    encryptor = FakeEncryptor()
+    settings = json.loads(PROTECTED.runtime_settings_json(encryptor))
+    # Exactly wireserver.md §4.2: one runtimeSettings entry with one handlerSettings.
+    assert set(settings) == {"runtimeSettings"} and len(settings["runtimeSettings"]) == 1
+    assert set(settings["runtimeSettings"][0]) == {"handlerSettings"}
+    handler_settings = settings["runtimeSettings"][0]["handlerSettings"]
+    assert handler_settings == {
+        "publicSettings": {"taskId": "t"},
+        "protectedSettings": "MIIBcipher==",
+        "protectedSettingsCertThumbprint": "ABCDEF0123456789ABCDEF0123456789ABCDEF01",
+    }
+    assert encryptor.calls == [{"statusBlobUri": "http://s/b?sig=a&sp=rw", "objectStr": "W10="}]
+
+
+def test_protected_settings_need_a_certificate() -> None:
+    with pytest.raises(ValueError, match="protected settings"):
+        PROTECTED.runtime_settings_json()
+    with pytest.raises(ValueError, match="protected settings"):
+        documents.extensions_config_xml(
+            incarnation="1", handlers=[PROTECTED], status_upload_blob=STATUS_URL, metadata=META
+        )
+
+
+def test_extensions_config_carries_the_encrypted_settings() -> None:
+    encryptor = FakeEncryptor()
+    body = documents.extensions_config_xml(
+        incarnation="2",
+        handlers=[HELLO, PROTECTED],
+        status_upload_blob=STATUS_URL,
+        metadata=META,
+        encryptor=encryptor,
     )
-    settings = json.loads(spec.runtime_settings_json())["runtimeSettings"][0]["handlerSettings"]
-    assert settings["protectedSettings"] == "MIIB"
-    assert settings["protectedSettingsCertThumbprint"] == "ABCD"
+    runtimes = agent_findall(agent_find(parse(body), "PluginSettings"), "RuntimeSettings")
+    by_handler = [json.loads(agent_text(r) or "")["runtimeSettings"][0] for r in runtimes]
+    assert "protectedSettings" not in by_handler[0]["handlerSettings"]
+    assert by_handler[1]["handlerSettings"]["protectedSettings"] == "MIIBcipher=="
+    assert len(encryptor.calls) == 1  # only the handler that has protected settings
+
+
+def test_handler_spec_keeps_its_own_copy_of_settings() -> None:
+    public: dict[str, Any] = {"n": [1]}
+    protected: dict[str, Any] = {"secret": "a"}
+    spec = HandlerSpec(
+        name="A.B",
+        version="1",
+        manifest_url="u",
+        public_settings=public,
+        protected_settings=protected,
+    )
+    public["n"].append(2)
+    protected["secret"] = "changed"
+    assert spec.public_settings == {"n": [1]}
+    assert spec.protected_settings == {"secret": "a"}
+    with pytest.raises(ValueError, match="JSON"):
+        HandlerSpec(name="A", version="1", manifest_url="u", protected_settings={"x": object()})
+    with pytest.raises(ValueError, match="JSON"):
+        HandlerSpec(name="A", version="1", manifest_url="u", public_settings={"x": {1, 2}})
+
+
+def test_goal_state_points_at_certificates_when_given() -> None:
+    urls = GoalStateUrls(
+        hosting_environment="http://f/h",
+        shared_config="http://f/s",
+        extensions_config="http://f/e",
+        full_config="http://f/f",
+        certificates="http://f/machine/c/i?comp=certificates&incarnation=3",
+    )
+    body = documents.goal_state_xml(
+        incarnation="3", container_id="c", instance_id="i", config_name="n", urls=urls
+    )
+    config = agent_find(agent_find(parse(body), "RoleInstance"), "Configuration")
+    assert agent_text(agent_find(config, "Certificates")) == urls.certificates
+
+
+def test_certificates_document_shape() -> None:
+    doc = parse(documents.certificates_xml(incarnation="5", data="MIIB\nAAAA"))
+    root = doc.documentElement
+    assert root is not None and root.tagName == "CertificateFile"
+    assert agent_text(agent_find(doc, "Incarnation")) == "5"
+    assert agent_text(agent_find(doc, "Format")) == "Pkcs7BlobWithPfxContents"
+    assert agent_text(agent_find(doc, "Data")) == "MIIB\nAAAA"
 
 
 def test_handler_spec_validation() -> None:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,15 @@ import pytest
 from fabric_samples import block_envelope, status_bytes
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from lab.platform.fabric_main import RequestLogger, add_loopback_address, build_apps
+from lab.extension.protocol import HANDLER_NAME, HANDLER_VERSIONS
+from lab.platform.backup.job import TAKE_SNAPSHOT, new_job, start_subtask
+from lab.platform.backup.store import BackupStore
+from lab.platform.fabric_main import (
+    RequestLogger,
+    add_loopback_address,
+    build_apps,
+    publish_extension_packages,
+)
 from lab.platform.guest_state import Fabric
 from lab.platform.roster import GuestEntry, Roster
 
@@ -133,10 +142,34 @@ def free_port() -> int:
         return port
 
 
+def test_publish_writes_and_serves_every_handler_version(tmp_path: Path) -> None:
+    fabric = Fabric(local_roster(), stale_after_seconds=20.0)
+    urls = publish_extension_packages(fabric, tmp_path / "artifacts")
+    assert urls == [fabric.artifacts.manifest_url(HANDLER_NAME)]
+    manifest = fabric.artifacts.get(f"extensions/{HANDLER_NAME}/manifest.xml")
+    assert manifest is not None
+    for version in HANDLER_VERSIONS:
+        assert f"<Version>{version}</Version>".encode() in manifest.data
+        assert fabric.artifacts.get(f"extensions/{HANDLER_NAME}/{HANDLER_NAME}__{version}.zip")
+
+
+def test_publish_survives_an_unwritable_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    fabric = Fabric(local_roster(), stale_after_seconds=20.0)
+    assert publish_extension_packages(fabric, blocker / "artifacts") == []
+
+
 def test_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     roster_path = tmp_path / "roster.json"
     roster_path.write_text(local_roster().to_json())
     ports = [free_port() for _ in range(3)]
+    # A job the previous fabric left running; and storage that never answers.
+    db = tmp_path / "backup.sqlite"
+    store = BackupStore(db)
+    started = datetime.now(UTC)
+    store.save_job(start_subtask(new_job("left-over", "vm1", started), TAKE_SNAPSHOT, started))
+    store.close()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [
@@ -149,7 +182,10 @@ def test_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             f"--hostplugin-port={ports[1]}",
             f"--control-port={ports[2]}",
             f"--log-dir={tmp_path / 'log'}",
-            f"--artifacts={tmp_path / 'none'}",
+            f"--artifacts={tmp_path / 'artifacts'}",
+            f"--cert-dir={tmp_path / 'certs'}",
+            f"--backup-db={db}",
+            f"--storage-url=http://{LOCAL}:{free_port()}/devstoreaccount1",
             "--no-dhcp",
             "--no-imds-address",
         ],
@@ -170,6 +206,18 @@ def test_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert request(ports[0], "GET", "/?comp=versions")[0] == 200
         assert request(ports[1], "GET", "/versions")[0] == 200
+        status, manifest = request(
+            ports[0], "GET", f"/artifacts/extensions/{HANDLER_NAME}/manifest.xml"
+        )
+        assert status == 200
+        assert all(f"<Version>{v}</Version>".encode() in manifest for v in HANDLER_VERSIONS)
+        storage = json.loads(request(ports[2], "GET", "/control/v1/storage")[1])
+        assert storage["ready"] is False
+        left_over = json.loads(request(ports[2], "GET", "/control/v1/jobs/left-over")[1])
+        assert left_over["status"] == "Failed"
+        assert left_over["error_code"] == "BackUpOperationFailed"
+        refused = json.loads(request(ports[2], "POST", "/control/v1/vms/vm1/backups")[1])
+        assert refused["error_code"] == "UserErrorGuestAgentStatusUnavailable"
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=20)
     finally:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from xml.dom import minidom
 
 import pytest
+from agent_crypto import (
+    decrypt_protected_settings,
+    install_certificates,
+    make_transport_cert,
+    transport_header,
+)
 from fabric_samples import (
     STRANGER_IP,
     VM1_IP,
@@ -383,3 +390,137 @@ def test_errors_are_xml(client: Client) -> None:
     response = client.get("/?comp=versions", environ_overrides={"REMOTE_ADDR": STRANGER_IP})
     doc = minidom.parseString(response.data)
     assert agent_text(agent_find(doc, "Code")) == "Forbidden"
+
+
+# --------------------------------------------------------------------------- W5 certificates
+
+
+def _certificates_url(client: Client, ip: str = VM1_IP) -> str:
+    goal = minidom.parseString(
+        client.get("/machine/?comp=goalstate", environ_overrides=as_vm(ip)).data
+    )
+    url = agent_text(agent_find(agent_find(goal, "Configuration"), "Certificates"))
+    assert url is not None
+    return url
+
+
+def _cert_headers(lib: Path, cipher: str = "DES_EDE3_CBC") -> dict[str, str]:
+    """What WireClient.get_header_for_cert sends (2.2.47 / 2.7.3.0 / 2.12.0.2)."""
+    return {
+        "x-ms-agent-name": "WALinuxAgent",
+        "x-ms-version": "2012-11-30",
+        "x-ms-cipher-name": cipher,
+        "x-ms-guest-agent-public-x509-cert": transport_header(lib),
+    }
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Path:
+    make_transport_cert(tmp_path / "waagent")
+    return tmp_path / "waagent"
+
+
+def test_goal_state_points_at_the_certificates(client: Client, fabric: Fabric) -> None:
+    url = _certificates_url(client)
+    guest = fabric.guest("vm1")
+    assert guest is not None
+    assert url.startswith(f"http://10.199.0.2/machine/{guest.identity.container_id}/")
+    assert "comp=certificates" in url and "incarnation=1" in url
+
+
+@pytest.mark.parametrize("cipher", ["DES_EDE3_CBC", "AES128_CBC"])
+def test_agent_gets_its_tenant_certificate(
+    client: Client, fabric: Fabric, lib: Path, cipher: str
+) -> None:
+    response = client.get(
+        path_of(_certificates_url(client)),
+        headers=_cert_headers(lib, cipher),
+        environ_overrides=as_vm(),
+    )
+    assert response.status_code == 200, response.data
+    assert agent_text(agent_find(minidom.parseString(response.data), "Incarnation")) == "1"
+    guest = fabric.guest("vm1")
+    assert guest is not None
+    assert install_certificates(response.data, lib) == [fabric.tenant_certificate(guest).thumbprint]
+
+
+def test_each_vm_has_its_own_tenant_certificate(client: Client, fabric: Fabric, lib: Path) -> None:
+    thumbs = []
+    for ip in (VM1_IP, VM2_IP):
+        response = client.get(
+            path_of(_certificates_url(client, ip)),
+            headers=_cert_headers(lib),
+            environ_overrides=as_vm(ip),
+        )
+        thumbs.append(install_certificates(response.data, lib))
+    assert thumbs[0] != thumbs[1]
+    # vm1 may not fetch vm2's certificates.
+    stolen = client.get(
+        path_of(_certificates_url(client, VM2_IP)),
+        headers=_cert_headers(lib),
+        environ_overrides=as_vm(),
+    )
+    assert stolen.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"x-ms-guest-agent-public-x509-cert": ""},
+        {"x-ms-guest-agent-public-x509-cert": "%%% not base64 %%%"},
+        {"x-ms-guest-agent-public-x509-cert": "MAMCAQA="},  # DER, not a certificate
+    ],
+)
+def test_unusable_transport_cert_is_400(client: Client, headers: dict[str, str]) -> None:
+    response = client.get(
+        path_of(_certificates_url(client)), headers=headers, environ_overrides=as_vm()
+    )
+    assert response.status_code == 400
+    assert agent_text(agent_find(minidom.parseString(response.data), "Code")) == (
+        "InvalidHeaderValue"
+    )
+    assert client.get("/?comp=versions", environ_overrides=as_vm()).status_code == 200
+
+
+def test_unknown_cipher_is_400(client: Client, lib: Path) -> None:
+    response = client.get(
+        path_of(_certificates_url(client)),
+        headers=_cert_headers(lib, "ROT13"),
+        environ_overrides=as_vm(),
+    )
+    assert response.status_code == 400
+    assert b"cipher" in response.data
+
+
+def test_protected_settings_reach_the_extension(client: Client, fabric: Fabric, lib: Path) -> None:
+    """The guest's whole path through the WireServer: Certificates -> <THUMB>.crt/.prv,
+    ExtensionsConfig -> protectedSettings + thumbprint -> ``openssl smime -decrypt``."""
+    guest = fabric.guest("vm1")
+    assert guest is not None
+    secret = {"statusBlobUri": "http://10.199.0.3/s?sig=a&sp=rw", "objectStr": "WyJ4Il0="}
+    guest.set_handler(
+        HandlerSpec(
+            name="Microsoft.Azure.RecoveryServices.VMSnapshotLinux",
+            version="1.0.91.0",
+            manifest_url="http://10.199.0.2/artifacts/m.xml",
+            seq_no=1,
+            public_settings={"taskId": "t-1"},
+            protected_settings=secret,
+        )
+    )
+    certs = client.get(
+        path_of(_certificates_url(client)), headers=_cert_headers(lib), environ_overrides=as_vm()
+    )
+    [thumb] = install_certificates(certs.data, lib)
+    goal = minidom.parseString(
+        client.get("/machine/?comp=goalstate", environ_overrides=as_vm()).data
+    )
+    ext_url = agent_text(agent_find(goal, "ExtensionsConfig"))
+    assert ext_url is not None
+    ext = client.get(path_of(ext_url), environ_overrides=as_vm())
+    assert ext.status_code == 200
+    runtime = agent_text(agent_find(minidom.parseString(ext.data), "RuntimeSettings"))
+    settings = json.loads(runtime or "")["runtimeSettings"][0]["handlerSettings"]
+    assert settings["protectedSettingsCertThumbprint"] == thumb
+    assert decrypt_protected_settings(settings["protectedSettings"], thumb, lib) == secret
