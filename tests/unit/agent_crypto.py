@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from xml.dom import minidom
 
-from fabric_samples import agent_find, agent_text
+from tests.unit.fabric_samples import agent_find, agent_text
 
 TRANSPORT_CERT = "TransportCert.pem"
 TRANSPORT_PRV = "TransportPrivate.pem"

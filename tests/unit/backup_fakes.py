@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fabric_samples import FakeClock, vm_status
-
 from lab.extension.protocol import (
     HANDLER_NAME,
     DiskSnapshot,
@@ -21,6 +19,7 @@ from lab.extension.protocol import (
 from lab.platform.backup.agent import HandlerReport, read_handler_report
 from lab.platform.backup.disks import DISK_CONTAINER, OS_DISK_SIZE, os_disk_name
 from lab.platform.backup.storage import Disk, StorageError
+from tests.unit.fabric_samples import FakeClock, vm_status
 
 ACCOUNT_URL = "http://10.199.0.3:10000/devstoreaccount1"
 

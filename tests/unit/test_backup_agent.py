@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from backup_fakes import status_with_result
-from fabric_samples import make_fabric, status_bytes, vm_status
-
 from lab.extension.protocol import (
     HANDLER_NAME,
     LATEST_VERSION,
@@ -19,6 +16,8 @@ from lab.extension.protocol import (
 )
 from lab.platform.backup.agent import FabricAgentChannel, read_handler_report
 from lab.platform.guest_state import CHANNEL_HOSTPLUGIN
+from tests.unit.backup_fakes import status_with_result
+from tests.unit.fabric_samples import make_fabric, status_bytes, vm_status
 
 NOW = datetime(2026, 11, 27, 21, 56, 23, tzinfo=UTC)
 RESULT = SnapshotResult(

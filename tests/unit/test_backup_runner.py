@@ -3,16 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from backup_fakes import (
-    FakeAgent,
-    FakeStorage,
-    Push,
-    advancing_sleep,
-    fails_with,
-    snapshots_every_disk,
-    stays_transitioning,
-)
-from fabric_samples import FakeClock
 
 from lab.extension.protocol import (
     CODE_NO_NETWORK,
@@ -27,6 +17,16 @@ from lab.platform.backup.agent import HandlerReport
 from lab.platform.backup.job import TAKE_SNAPSHOT, Job, JobStatus, new_job
 from lab.platform.backup.runner import BackupTimings, JobRunner
 from lab.platform.backup.store import BackupStore
+from tests.unit.backup_fakes import (
+    FakeAgent,
+    FakeStorage,
+    Push,
+    advancing_sleep,
+    fails_with,
+    snapshots_every_disk,
+    stays_transitioning,
+)
+from tests.unit.fabric_samples import FakeClock
 
 TIMINGS = BackupTimings(time_scale=240.0, subtask_timeout=23.75, sas_expiry=60.0, poll_seconds=0.25)
 

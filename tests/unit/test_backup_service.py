@@ -8,8 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from backup_fakes import FakeAgent, FakeStorage, advancing_sleep, snapshots_every_disk
-from fabric_samples import FakeClock
 
 from lab.platform.backup import codes
 from lab.platform.backup.job import (
@@ -24,6 +22,8 @@ from lab.platform.backup.restore_point import RestorePoint, RestorePointDisk
 from lab.platform.backup.runner import BackupTimings
 from lab.platform.backup.service import BackupService
 from lab.platform.backup.store import BackupStore
+from tests.unit.backup_fakes import FakeAgent, FakeStorage, advancing_sleep, snapshots_every_disk
+from tests.unit.fabric_samples import FakeClock
 
 TIMINGS = BackupTimings(time_scale=240.0, subtask_timeout=20.0, sas_expiry=60.0)
 

@@ -14,15 +14,6 @@ from pathlib import Path
 from xml.dom import minidom
 
 import pytest
-from agent_crypto import (
-    content_cipher,
-    decrypt_protected_settings,
-    install_certificates,
-    make_transport_cert,
-    openssl,
-    transport_header,
-)
-from fabric_samples import agent_find, agent_getattr, agent_text
 
 from lab.platform import documents
 from lab.platform.certificates import (
@@ -35,6 +26,15 @@ from lab.platform.certificates import (
     thumbprint,
 )
 from lab.platform.documents import GoalStateMetadata, HandlerSpec
+from tests.unit.agent_crypto import (
+    content_cipher,
+    decrypt_protected_settings,
+    install_certificates,
+    make_transport_cert,
+    openssl,
+    transport_header,
+)
+from tests.unit.fabric_samples import agent_find, agent_getattr, agent_text
 
 SNAPSHOT_SETTINGS = {
     "objectStr": base64.b64encode(b'["http://10.199.0.3/disk0?sv=x&sig=y"]').decode(),

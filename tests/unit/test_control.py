@@ -6,8 +6,6 @@ import json
 from collections.abc import Callable
 
 import pytest
-from backup_fakes import FakeAgent, FakeStorage, advancing_sleep, snapshots_every_disk
-from fabric_samples import FakeClock, make_fabric, make_roster, status_bytes
 from werkzeug.test import Client
 
 from lab.extension.protocol import HANDLER_NAME
@@ -19,6 +17,8 @@ from lab.platform.control import ControlApp
 from lab.platform.documents import HandlerSpec
 from lab.platform.guest_state import CHANNEL_HOSTPLUGIN, Fabric
 from lab.platform.roster import Roster
+from tests.unit.backup_fakes import FakeAgent, FakeStorage, advancing_sleep, snapshots_every_disk
+from tests.unit.fabric_samples import FakeClock, make_fabric, make_roster, status_bytes
 
 VM_KEYS = {"name", "ip", "incarnation", "agent", "health", "os", "extensions"}
 AGENT_KEYS = {"version", "status", "message", "last_report", "report_age_seconds"}

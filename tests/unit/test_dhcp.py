@@ -7,10 +7,10 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from fabric_samples import make_roster
 
 from lab.platform.dhcp import dnsmasq_argv, option_245_value
 from lab.platform.roster import GuestEntry
+from tests.unit.fabric_samples import make_roster
 
 
 def test_option_245_is_hex_bytes() -> None:

@@ -10,10 +10,16 @@ from typing import Any
 from xml.dom import minidom
 
 import pytest
-from fabric_samples import agent_find, agent_findall, agent_getattr, agent_text, make_roster
 
 from lab.platform import documents
 from lab.platform.documents import GoalStateMetadata, GoalStateUrls, HandlerSpec
+from tests.unit.fabric_samples import (
+    agent_find,
+    agent_findall,
+    agent_getattr,
+    agent_text,
+    make_roster,
+)
 
 META = GoalStateMetadata(
     in_svd_seq_no="3",

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_extension_fakes import GuestLayout
 
 from lab.extension import protocol
 from lab.extension.handler.main.vmsnapshot import cli, operations, worker
 from lab.extension.handler.main.vmsnapshot.settings import load_task
+from tests.unit.test_extension_fakes import GuestLayout
 
 DISKS = ["http://127.0.0.1:9/devstoreaccount1/vhds/vm1-os.vhd?sv=x&sig=y"]
 STATUS_BLOB = "http://127.0.0.1:9/devstoreaccount1/status/vm1.status?sv=x&sig=y"

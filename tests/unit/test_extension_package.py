@@ -12,9 +12,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from test_extension_fakes import FakeStorage, GuestLayout
 
 from lab.extension import package, protocol
+from tests.unit.test_extension_fakes import FakeStorage, GuestLayout
 
 COMMANDS = (
     "installCommand",

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_extension_fakes import GIB, Failure, FakeStorage, GuestLayout, RecordingProxy
 
 from lab.extension import protocol
 from lab.extension.handler.main.vmsnapshot import consistency, operations, worker
+from tests.unit.test_extension_fakes import GIB, Failure, FakeStorage, GuestLayout, RecordingProxy
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_samples import block_envelope, status_bytes
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from lab.extension.protocol import HANDLER_NAME, HANDLER_VERSIONS
@@ -31,6 +30,7 @@ from lab.platform.fabric_main import (
 )
 from lab.platform.guest_state import Fabric
 from lab.platform.roster import GuestEntry, Roster
+from tests.unit.fabric_samples import block_envelope, status_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL = "127.0.0.1"

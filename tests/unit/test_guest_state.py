@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from fabric_samples import VM1_IP, make_fabric, make_roster, status_bytes, vm_status
 
 from lab.platform.documents import HandlerSpec
 from lab.platform.guest_state import CHANNEL_DIRECT, CHANNEL_HOSTPLUGIN, Fabric
@@ -16,6 +15,7 @@ from lab.platform.instance_view import AGENT_NOT_READY, AGENT_READY
 from lab.platform.page_blob import PageBlob, parse_range
 from lab.platform.status_report import StatusFormatError, parse_vm_status
 from lab.platform.timescale import AGENT_STATUS_STALE_AFTER
+from tests.unit.fabric_samples import VM1_IP, make_fabric, make_roster, status_bytes, vm_status
 
 HELLO = HandlerSpec(name="Lab.Test.HelloExt", version="1.0.0", manifest_url="http://f/m.xml")
 
@@ -134,7 +134,7 @@ def test_fresh_ready_report_is_ready_and_goes_stale() -> None:
 
 def test_default_staleness_follows_the_time_scale(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SNAPLAB_TIME_SCALE", "60")
-    from fabric_samples import FakeClock
+    from tests.unit.fabric_samples import FakeClock
 
     clock = FakeClock()
     fabric = Fabric(make_roster(), clock=clock)

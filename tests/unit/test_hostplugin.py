@@ -6,7 +6,11 @@ import base64
 import json
 
 import pytest
-from fabric_samples import (
+from werkzeug.test import Client
+
+from lab.platform.guest_state import Fabric
+from lab.platform.hostplugin import EnvelopeError, HostPluginApp, decode_envelope
+from tests.unit.fabric_samples import (
     FABRIC_IP,
     STATUS_URL,
     STRANGER_IP,
@@ -17,10 +21,6 @@ from fabric_samples import (
     status_bytes,
     vm_status,
 )
-from werkzeug.test import Client
-
-from lab.platform.guest_state import Fabric
-from lab.platform.hostplugin import EnvelopeError, HostPluginApp, decode_envelope
 
 HGAP_HEADERS = {
     "x-ms-version": "2015-09-01",

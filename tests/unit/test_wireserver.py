@@ -7,13 +7,18 @@ from pathlib import Path
 from xml.dom import minidom
 
 import pytest
-from agent_crypto import (
+from werkzeug.test import Client
+
+from lab.platform.documents import HandlerSpec
+from lab.platform.guest_state import Fabric
+from lab.platform.wireserver import WireServerApp
+from tests.unit.agent_crypto import (
     decrypt_protected_settings,
     install_certificates,
     make_transport_cert,
     transport_header,
 )
-from fabric_samples import (
+from tests.unit.fabric_samples import (
     STRANGER_IP,
     VM1_IP,
     VM2_IP,
@@ -24,11 +29,6 @@ from fabric_samples import (
     status_bytes,
     vm_status,
 )
-from werkzeug.test import Client
-
-from lab.platform.documents import HandlerSpec
-from lab.platform.guest_state import Fabric
-from lab.platform.wireserver import WireServerApp
 
 HEALTH = (
     '<?xml version="1.0" encoding="utf-8"?><Health xmlns:xsi="http://www.w3.org/2001/'
