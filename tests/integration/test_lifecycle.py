@@ -101,7 +101,9 @@ def test_status_json_shape(agents_lab: RunningLab) -> None:
     assert vm["name"] == "vm2-7-3-0" and vm["power_state"] == "running"
     assert vm["agent"]["version"] == "2.7.3.0" and vm["agent"]["status"] == "Ready"
     assert vm["agent"]["last_report"].endswith("Z")
-    assert vm["extensions"] == []
+    # Other tests on this lab may have run backups: extensions are whatever the agent reports.
+    assert isinstance(vm["extensions"], list)
+    assert all({"name", "version", "status"} <= set(e) for e in vm["extensions"])
 
 
 def test_ctrl_c_during_up_tears_everything_down(docker_client: docker.DockerClient) -> None:
