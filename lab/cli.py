@@ -20,6 +20,9 @@ from lab.errors import SnaplabError
 from lab.provision import backups, engine, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
+from lab.cli_diagnose import diagnose
+from lab.cli_nsg import nsg
+from lab.cli_run import inject, run
 from lab.provision.spec import DEFAULT_LAB, lab_spec
 
 console = Console(stderr=True)
@@ -99,11 +102,24 @@ def up(lab_name: str, vms: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("lab_name", metavar="[LAB]", required=False)
 @click.option("--vm", "vm_names", multiple=True, metavar="NAME", help="Only these VMs.")
+@click.option(
+    "--wait-ready",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="First wait up to SECONDS until the agents are Ready (exit 1 if not).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(lab_name: str | None, vm_names: tuple[str, ...], as_json: bool) -> None:
+def status(
+    lab_name: str | None, vm_names: tuple[str, ...], wait_ready: float | None, as_json: bool
+) -> None:
     """Show a lab's VMs, their agents and extensions."""
     client = engine.connect()
-    result = labs.status(client, labs.resolve_lab(client, lab_name), vm_names)
+    lab = labs.resolve_lab(client, lab_name)
+    result = labs.status(client, lab, vm_names)
+    if wait_ready is not None:
+        labs.wait_ready(client, lab, vm_names, wait_ready)
+        result = labs.status(client, lab, vm_names)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -207,6 +223,10 @@ def _print_status(result: dict[str, Any]) -> None:
             f"{agent['status']:<10} last report {agent['last_report'] or 'never'}  "
             f"extensions: {extensions}"
         )
+
+
+for command in (run, inject, diagnose, nsg):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ killed run left behind.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import socket
 import time
@@ -214,6 +215,16 @@ def status(client: docker.DockerClient, lab: str, only: tuple[str, ...] = ()) ->
             }
         )
     return {"lab": lab, "vms": vms}
+
+
+def wait_ready(
+    client: docker.DockerClient, lab: str, only: tuple[str, ...], timeout: float
+) -> None:
+    """Wait until the named VMs' agents (all when none named) report Ready."""
+    roster = roster_of(client, lab)
+    guests = tuple(g for g in roster.guests if not only or g.name in only)
+    subset = dataclasses.replace(roster, guests=guests)
+    wait_until_ready(client, subset, FabricClient(roster.fabric_ip), timeout)
 
 
 def arm_endpoint(client: docker.DockerClient, lab: str) -> ArmEndpoint:

@@ -1,0 +1,117 @@
+"""The Azure Linux agent itself: its version, whether it runs, and whether systemd
+would restart it (Microsoft's cause 2: "agent out of date / not running")."""
+
+from __future__ import annotations
+
+import re
+
+from checks.context import GuestFacts
+from checks.host import GuestHost
+from checks.result import CheckResult
+from checks.versions import MINIMUM_AGENT, at_least
+
+SERVICE = "walinuxagent"
+_INSTALLED = re.compile(r"WALinuxAgent-(\S+)")
+_GOAL_STATE = re.compile(r"Goal state agent:\s*(\S+)")
+_AGENT_PROCESS = re.compile(r"(waagent|WALinuxAgent\S*)\s.*-(daemon|run-exthandlers)\b")
+
+
+def agent_version(host: GuestHost, facts: GuestFacts) -> CheckResult:
+    """``waagent --version``: the goal-state agent (what runs) against Azure's minimum."""
+    check = "guest.agent_version"
+    out = host.run("waagent --version 2>&1")
+    installed = _INSTALLED.search(out.stdout)
+    goal = _GOAL_STATE.search(out.stdout)
+    match = goal if goal is not None else installed
+    if match is None:
+        first = out.stdout.strip().splitlines()[:1] or [f"exit {out.rc}, no output"]
+        return CheckResult.fail(check, f"waagent --version shows no agent version: {first[0]}")
+    version = match.group(1)
+    shown = f"WALinuxAgent {installed.group(1) if installed else '?'}"
+    if goal is not None and installed is not None and goal.group(1) != installed.group(1):
+        shown += f" (goal state agent {goal.group(1)})"
+    if at_least(version):
+        return CheckResult.ok(check, f"{shown}: at least the supported minimum {MINIMUM_AGENT}")
+    return CheckResult.fail(
+        check, f"{shown}: below Azure's minimum supported version {MINIMUM_AGENT}"
+    )
+
+
+def agent_running(host: GuestHost, facts: GuestFacts) -> CheckResult:
+    """A waagent daemon process (``ps``) and the service active (``systemctl``)."""
+    check = "guest.agent_running"
+    service = _service_state(host)
+    processes = _agent_processes(host)
+    active = service.get("ActiveState") == "active"
+    state = _describe_service(service)
+    shown = ", ".join(processes) if processes else "no waagent process"
+    detail = f"{SERVICE}: {state}; {shown}"
+    daemon = any("-daemon" in p for p in processes)
+    if active and daemon:
+        return CheckResult.ok(check, detail)
+    return CheckResult.fail(check, detail)
+
+
+def agent_restart_policy(host: GuestHost, facts: GuestFacts) -> CheckResult:
+    """``systemctl show -p Restart``: ``no`` is the old-style unit that leaves a crashed
+    agent dead; Azure's guidance is to configure auto-restart."""
+    check = "guest.agent_restart_policy"
+    out = host.run(f"systemctl show -p Restart,FragmentPath,DropInPaths,LoadState {SERVICE}")
+    props = _properties(out.stdout)
+    if props.get("LoadState") == "not-found" or "Restart" not in props:
+        return CheckResult.fail(check, f"no systemd unit {SERVICE} (nothing restarts the agent)")
+    where = props.get("FragmentPath", "?")
+    if props.get("DropInPaths"):
+        where += f" + {props['DropInPaths']}"
+    restart = props["Restart"]
+    if restart == "no":
+        return CheckResult.fail(
+            check, f"Restart=no ({where}): systemd does not restart the agent when it dies"
+        )
+    return CheckResult.ok(check, f"Restart={restart} ({where})")
+
+
+def _service_state(host: GuestHost) -> dict[str, str]:
+    out = host.run(
+        "systemctl show -p LoadState,ActiveState,SubState,Result,"
+        f"ActiveEnterTimestamp,InactiveEnterTimestamp,ExecMainStatus {SERVICE}"
+    )
+    return _properties(out.stdout)
+
+
+def _describe_service(props: dict[str, str]) -> str:
+    if props.get("LoadState") == "not-found":
+        return "no such unit"
+    active, sub = props.get("ActiveState", "?"), props.get("SubState", "?")
+    text = f"{active} ({sub})"
+    if active == "active" and props.get("ActiveEnterTimestamp"):
+        text += f" since {props['ActiveEnterTimestamp']}"
+    elif props.get("InactiveEnterTimestamp"):
+        text += f" since {props['InactiveEnterTimestamp']}"
+    result = props.get("Result")
+    if result and result != "success":
+        text += f", result {result}"
+        if props.get("ExecMainStatus") not in (None, "", "0"):
+            text += f" (exit status {props['ExecMainStatus']})"
+    return text
+
+
+def _agent_processes(host: GuestHost) -> list[str]:
+    out = host.run("ps -eo pid=,etimes=,args=")
+    found = []
+    for line in out.stdout.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) < 3 or not _AGENT_PROCESS.search(parts[2] + " "):
+            continue
+        role = "-daemon" if "-daemon" in parts[2] else "-run-exthandlers"
+        found.append(f"pid {parts[0]} waagent {role} (up {parts[1]} s)")
+    return found
+
+
+def _properties(text: str) -> dict[str, str]:
+    props = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            props[key.strip()] = value.strip()
+    return props

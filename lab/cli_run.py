@@ -1,0 +1,229 @@
+"""The ``run`` and ``inject`` commands (``up --scenario`` is :func:`lab.runner.provision_scenario`).
+
+Thin, like :mod:`lab.cli`: parse, call :mod:`lab.runner`, print. Scenario files are
+loaded and validated before a Docker engine is touched, so a typo exits 2 at once.
+Progress goes to stderr (one live line per scenario on a terminal, one line per phase
+otherwise, as CI logs want); the summary goes to stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from lab.errors import BadInput
+from lab.faults import fault_by_id
+from lab.journal import Journal, PhaseRecord, ScenarioRecord
+from lab.junit import write_junit
+from lab.provision import engine
+from lab.runner import (
+    DEFAULT_LAB_PREFIX,
+    KEEP_CHOICES,
+    DockerDrivers,
+    Keep,
+    RunOptions,
+    apply_fault,
+    check_lab_prefix,
+    lab_name,
+    run_catalog,
+)
+from lab.scenario import Scenario, load_scenarios
+
+console = Console(stderr=True)
+MAX_PARALLEL = 8
+STATUS_STYLE = {
+    "passed": "green",
+    "failed": "red",
+    "interrupted": "yellow",
+    "running": "cyan",
+    "pending": "dim",
+}
+
+
+class RunProgress:
+    """Shows each scenario's current phase while the runner's threads move them on."""
+
+    def __init__(self, out: Console, scenarios: list[Scenario], prefix: str) -> None:
+        self.out = out
+        self.order = [s.id for s in scenarios]
+        self.labs = {s.id: lab_name(prefix, s.id) for s in scenarios}
+        self.records: dict[str, ScenarioRecord] = {}
+        self.began: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.live: Live | None = None
+
+    def __enter__(self) -> RunProgress:
+        if self.out.is_terminal:
+            self.live = Live(
+                get_renderable=self.table, console=self.out, refresh_per_second=4, transient=True
+            )
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def observe(self, record: ScenarioRecord, phase: PhaseRecord | None) -> None:
+        with self.lock:
+            self.records[record.id] = record
+            self.began.setdefault(record.id, time.monotonic())
+        if self.live is not None:
+            return
+        if phase is not None and phase.status not in ("running", "pending"):
+            line = f"{record.id}: {phase.name} {phase.status} ({phase.seconds:.1f} s)"
+            self._line(line + (f" {phase.error}" if phase.error else ""))
+        elif phase is None and record.status in ("passed", "failed", "interrupted"):
+            self._line(f"{record.id}: {record.status} in {record.seconds:.1f} s")
+
+    def _line(self, text: str) -> None:
+        # Errors hold [ids] and paths: print them as they are, one line each.
+        self.out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def table(self) -> Table:
+        table = Table(box=None, show_header=False, pad_edge=False)
+        with self.lock:
+            for scenario_id in self.order:
+                record = self.records.get(scenario_id)
+                status = record.status if record else "pending"
+                phase = (record.current_phase if record else None) or ""
+                seconds = time.monotonic() - self.began[scenario_id] if record else 0.0
+                if record and record.status not in ("running", "pending"):
+                    seconds = record.seconds
+                table.add_row(
+                    Text(scenario_id),
+                    Text(self.labs[scenario_id], style="dim"),
+                    Text(status, style=STATUS_STYLE.get(status, "")),
+                    Text(phase),
+                    Text(f"{seconds:6.1f} s" if record else ""),
+                )
+        return table
+
+
+@click.command("run")
+@click.argument("scenario_ids", nargs=-1, metavar="[ID]...")
+@click.option(
+    "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit."
+)
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the run's JSON journal.",
+)
+@click.option(
+    "--keep",
+    type=click.Choice(KEEP_CHOICES),
+    default="never",
+    show_default=True,
+    help="Leave labs running: never, only those of failed scenarios, or always.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(1, MAX_PARALLEL),
+    default=1,
+    show_default=True,
+    help="Scenarios to run at once (each in its own lab).",
+)
+@click.option(
+    "--lab-prefix",
+    default=DEFAULT_LAB_PREFIX,
+    show_default=True,
+    help="Labs are named <prefix>-<scenario id>.",
+)
+def run(
+    scenario_ids: tuple[str, ...],
+    junit_path: Path | None,
+    journal_path: Path | None,
+    keep: Keep,
+    parallel: int,
+    lab_prefix: str,
+) -> None:
+    """Run scenarios (default: the whole catalog) through their lifecycle, one lab each.
+
+    Each scenario: provision, warm-up, inject, backup (must fail as expected), diagnose
+    (must name exactly the expected cause), runbook, backup (must complete), verify,
+    teardown. Exit 0 only if every scenario passed.
+    """
+    scenarios = load_scenarios(scenario_ids)
+    check_lab_prefix(lab_prefix)
+    client = engine.ensure_engine(_log)
+    engine.raise_inotify_limit()
+    options = RunOptions(keep=keep, parallel=parallel, lab_prefix=lab_prefix)
+    drivers = DockerDrivers(client, _log)
+    with RunProgress(console, scenarios, lab_prefix) as progress:
+        journal = run_catalog(scenarios, drivers, options, progress.observe)
+    document = journal.to_dict()
+    if journal_path is not None:
+        journal.write(journal_path)
+    if junit_path is not None:
+        write_junit(document, junit_path)
+    _print_summary(journal, journal_path, junit_path)
+    if journal.status == "interrupted":
+        sys.exit(130)
+    sys.exit(0 if journal.passed else 1)
+
+
+def _log(step: str) -> None:
+    console.log(step, markup=False, highlight=False)
+
+
+def _print_summary(journal: Journal, journal_path: Path | None, junit_path: Path | None) -> None:
+    for record in journal.scenarios:
+        failed = record.failed_phase
+        why = f"  {failed.name}: {failed.error}" if failed else ""
+        kept = f"  (lab {record.lab} kept)" if record.kept else ""
+        click.echo(f"{record.id:<26} {record.status:<11} {record.seconds:7.1f} s{why}{kept}")
+    failing = sum(1 for r in journal.scenarios if r.status != "passed")
+    total = len(journal.scenarios)
+    if failing:
+        verdict = f"run {journal.status}: {failing} of {total} scenario(s) did not pass"
+    else:
+        verdict = f"run passed: {total} scenario(s)"
+    reports = (("journal", journal_path), ("junit", junit_path))
+    written = ", ".join(f"{kind} {path}" for kind, path in reports if path is not None)
+    click.echo(f"{verdict} in {journal.seconds:.1f} s" + (f"; wrote {written}" if written else ""))
+
+
+@click.command("inject")
+@click.argument("vm")
+@click.argument("fault")
+@click.option("--lab", "lab_name_", default=None, help="Lab name (default: the only lab).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A fault parameter (repeatable; the value is read as YAML: 95, true, text).",
+)
+def inject(vm: str, fault: str, lab_name_: str | None, params: tuple[str, ...]) -> None:
+    """Apply one FAULT to a running VM (faults add up: each stays real on its own)."""
+    values = parse_params(params)
+    fault_by_id(fault)
+    client = engine.connect()
+    lab, summary = apply_fault(client, lab_name_, vm, fault, values)
+    click.echo(f"{fault} applied to {vm} in lab {lab}: {summary}")
+
+
+def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` options into the same types a scenario file's ``params`` has."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise BadInput(f"--param {item!r}: expected KEY=VALUE")
+        try:
+            values[key.strip()] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            values[key.strip()] = raw
+    return values

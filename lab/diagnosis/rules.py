@@ -1,0 +1,196 @@
+"""Which failing checks name which cause: the rule table, held as data.
+
+Each :class:`Rule` pairs a cause id with a condition over check results and the checks
+whose details are its evidence. A condition is a small tree — :class:`Failed`,
+:class:`Passed`, :class:`AllOf`, :class:`AnyOf`, :class:`Not` — evaluated by one
+function, so the whole table can be read (and tested) at a glance.
+
+``Failed(x)`` holds only when check ``x`` was *observed* and failed; ``Passed(x)`` only
+when it was observed and passed. A check that was not run (the guest is off) or could
+not observe is neither, so exclusions are written ``Not(Failed(x))``: unknown never
+blocks a cause, and never creates one.
+
+Precision between causes that share symptoms comes from the conditions, not from order:
+
+- ``stale-agent`` vs ``agent-stopped``: an agent below 2.2.53.1 is ``stale-agent``
+  whether or not it runs (the fix is the upgrade, which also restarts it);
+  ``agent-stopped`` needs a supported version.
+- ``agent-stopped`` is not named under memory pressure: an agent killed by the OOM
+  killer is that pressure's symptom.
+- ``cpu-saturation`` is not named under memory pressure (reclaim burns the CPU quota)
+  or a hung pre/post script (a spinning script is the hang's own symptom).
+- ``broken-extension`` vs ``extension-update-failed``: the latter is a version the goal
+  state asks for that the agent could not fetch or unpack; the former is the handler
+  in use being damaged on disk while its version is the one asked for.
+- ``blocked-egress`` vs ``blocked-egress-proxy``: both are storage unreachable on the
+  extension's path with an NSG rule denying VM -> storage; ``-proxy`` is that block
+  on a VM that has a working proxy the agent is not configured to use, so the fix
+  is HttpProxy in waagent.conf rather than the NSG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from checks.result import CheckResult
+
+
+@dataclass(frozen=True)
+class Failed:
+    check: str
+
+
+@dataclass(frozen=True)
+class Passed:
+    check: str
+
+
+@dataclass(frozen=True)
+class Not:
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class AllOf:
+    conditions: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    conditions: tuple[Condition, ...]
+
+
+Condition = Failed | Passed | Not | AllOf | AnyOf
+
+
+def all_of(*conditions: Condition) -> AllOf:
+    return AllOf(conditions)
+
+
+def any_of(*conditions: Condition) -> AnyOf:
+    return AnyOf(conditions)
+
+
+def holds(condition: Condition, results: Mapping[str, CheckResult]) -> bool:
+    """Evaluate a condition over results keyed by check id."""
+    match condition:
+        case Failed(check):
+            result = results.get(check)
+            return result is not None and result.failed
+        case Passed(check):
+            result = results.get(check)
+            return result is not None and result.observed and result.passed
+        case Not(inner):
+            return not holds(inner, results)
+        case AllOf(conditions):
+            return all(holds(c, results) for c in conditions)
+        case AnyOf(conditions):
+            return any(holds(c, results) for c in conditions)
+    raise TypeError(f"not a condition: {condition!r}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    cause: str
+    when: Condition
+    evidence: tuple[str, ...]  # check ids; the failing ones are quoted
+
+
+STORAGE_BLOCKED = all_of(Failed("guest.storage_reachable"), Failed("platform.nsg_egress"))
+EGRESS_EVIDENCE = (
+    "guest.storage_reachable",
+    "platform.nsg_egress",
+    "guest.agent_proxy",
+    "guest.extension_status",
+    "platform.backup_jobs",
+)
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "blocked-egress",
+        all_of(STORAGE_BLOCKED, Not(Failed("guest.agent_proxy"))),
+        EGRESS_EVIDENCE,
+    ),
+    Rule(
+        "blocked-egress-proxy",
+        all_of(STORAGE_BLOCKED, Failed("guest.agent_proxy")),
+        EGRESS_EVIDENCE,
+    ),
+    Rule(
+        "stale-agent",
+        Failed("guest.agent_version"),
+        (
+            "guest.agent_version",
+            "guest.agent_running",
+            "guest.agent_restart_policy",
+            "platform.vm_agent",
+            "platform.backup_jobs",
+        ),
+    ),
+    Rule(
+        "agent-stopped",
+        all_of(
+            Passed("guest.agent_version"),
+            Failed("guest.agent_running"),
+            Not(Failed("guest.memory")),
+        ),
+        ("guest.agent_running", "platform.vm_agent", "platform.backup_jobs"),
+    ),
+    Rule(
+        "extensions-disabled",
+        Failed("guest.waagent_conf"),
+        ("guest.waagent_conf", "platform.extensions", "platform.backup_jobs"),
+    ),
+    Rule(
+        "broken-extension",
+        all_of(Failed("guest.handler_files"), Not(Failed("guest.extension_package"))),
+        (
+            "guest.handler_files",
+            "guest.extension_status",
+            "platform.extensions",
+            "platform.backup_jobs",
+        ),
+    ),
+    Rule(
+        "extension-update-failed",
+        Failed("guest.extension_package"),
+        ("guest.extension_package", "platform.extensions", "platform.backup_jobs"),
+    ),
+    Rule(
+        "cpu-saturation",
+        all_of(
+            Failed("guest.cpu_load"),
+            Not(Failed("guest.memory")),
+            Not(Failed("guest.prepost_scripts")),
+        ),
+        ("guest.cpu_load", "guest.extension_status", "platform.backup_jobs"),
+    ),
+    Rule(
+        "memory-pressure",
+        Failed("guest.memory"),
+        ("guest.memory", "guest.cpu_load", "guest.extension_status", "platform.backup_jobs"),
+    ),
+    Rule(
+        "dhcp-disabled",
+        Failed("guest.dhcp"),
+        ("guest.dhcp", "guest.wireserver", "platform.vm_agent", "platform.backup_jobs"),
+    ),
+    Rule(
+        "guest-shutdown",
+        Failed("platform.power_state"),
+        ("platform.power_state", "platform.vm_agent", "platform.backup_jobs"),
+    ),
+    Rule(
+        "schedule-storm",
+        Failed("platform.concurrent_backups"),
+        ("platform.concurrent_backups", "platform.backup_jobs"),
+    ),
+    Rule(
+        "prescript-hang",
+        Failed("guest.prepost_scripts"),
+        ("guest.prepost_scripts", "guest.extension_status", "platform.backup_jobs"),
+    ),
+)
+
+CAUSE_IDS: tuple[str, ...] = tuple(rule.cause for rule in RULES)

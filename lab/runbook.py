@@ -1,0 +1,248 @@
+"""Runbooks: Markdown for people whose marked fences the runner executes, in order.
+
+A fence's info string says where its code runs: ``bash guest`` (in the scenario's first
+faulted VM, as root, ``bash -e``), ``bash guest vm=NAME`` (another VM), ``bash platform``
+(on the Docker host, with the lab's ``snaplab env`` exports) or ``python platform``. Any
+other fence is only shown to the reader. The Markdown is parsed by markdown-it (CommonMark),
+so fences inside lists, ``~~~`` fences and indented code behave as a reader sees them.
+
+Executing a runbook is what a person would do: each step's output is captured, each has
+a timeout, and the first failing step stops the runbook with its line and output tail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from markdown_it import MarkdownIt
+
+from lab.errors import BadInput
+
+StepKind = Literal["guest", "platform"]
+StepLanguage = Literal["bash", "python"]
+
+EXECUTABLE_LANGUAGES: tuple[StepLanguage, ...] = ("bash", "python")
+STEP_TIMEOUT_SECONDS = 300.0
+OUTPUT_TAIL_LINES = 20
+FORMS = "'bash guest', 'bash guest vm=NAME', 'bash platform' or 'python platform'"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One executable fence. ``line`` is the 1-based line of its opening fence."""
+
+    line: int
+    kind: StepKind
+    language: StepLanguage
+    code: str
+    vm: str | None = None
+
+    def describe(self) -> str:
+        where = f" vm={self.vm}" if self.vm else ""
+        return f"line {self.line} ({self.language} {self.kind}{where})"
+
+
+def parse_runbook(text: str, source: str) -> list[Step]:
+    """The executable steps of a runbook, in order; ``source`` names it in errors."""
+    steps = []
+    for token in MarkdownIt("commonmark").parse(text):
+        if token.type != "fence" or token.map is None:
+            continue
+        line = token.map[0] + 1
+        step = _step_from_fence(token.info.strip(), token.content, line, source)
+        if step is not None:
+            steps.append(step)
+    return steps
+
+
+def _step_from_fence(info: str, code: str, line: int, source: str) -> Step | None:
+    words = info.split()
+    if len(words) < 2 or words[0] not in EXECUTABLE_LANGUAGES:
+        return None  # shown to the reader only: no language, or no place to run it
+    language: StepLanguage = "bash" if words[0] == "bash" else "python"
+
+    def bad(problem: str) -> BadInput:
+        return BadInput(f"{source} line {line}: fence '{info}': {problem}")
+
+    if words[1] not in ("guest", "platform"):
+        raise bad(f"expected {FORMS}")
+    kind: StepKind = "guest" if words[1] == "guest" else "platform"
+    vm = None
+    for option in words[2:]:
+        key, sep, value = option.partition("=")
+        if kind != "guest" or key != "vm" or not sep or not value or vm is not None:
+            raise bad(f"unexpected {option!r} (expected {FORMS})")
+        vm = value
+    if kind == "guest" and language != "bash":
+        raise bad("guest steps are bash; Python steps run on the platform ('python platform')")
+    if not code.strip():
+        raise bad("the step has no code")
+    return Step(line=line, kind=kind, language=language, code=code, vm=vm)
+
+
+@dataclass(frozen=True)
+class StepPlace:
+    """Where a runbook's steps run: the lab's guest containers and the platform's env."""
+
+    containers: Mapping[str, str]
+    default_vm: str
+    platform_env: Mapping[str, str]
+    cwd: Path
+
+
+def command_for(step: Step, place: StepPlace) -> list[str]:
+    """The argv that runs ``step`` where it belongs."""
+    if step.kind == "guest":
+        vm = step.vm or place.default_vm
+        return ["docker", "exec", place.containers[vm], "bash", "-e", "-c", step.code]
+    if step.language == "python":
+        return [sys.executable, "-c", step.code]
+    return ["bash", "-e", "-c", step.code]
+
+
+def platform_env(
+    exports: Mapping[str, str], lab: str, vm: str, base: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """A platform step's environment: the caller's, ``snaplab env``, the lab and VM, and
+    ``snaplab`` on PATH (the scripts folder of the Python running the runner)."""
+    scripts = sysconfig.get_path("scripts")
+    path = os.pathsep.join(p for p in (scripts, base.get("PATH", "")) if p)
+    return {**base, **exports, "SNAPLAB_LAB": lab, "SNAPLAB_VM": vm, "PATH": path}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    exit_code: int | None  # None: timed out or cancelled before it ended
+    output: str
+    seconds: float
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+    def failure(self) -> str:
+        """One line: which step failed and how, ending in its last output line."""
+        how = self.note or f"exited {self.exit_code}"
+        lines = self.output.strip().splitlines()
+        return f"step at {self.step.describe()} {how}: {lines[-1] if lines else 'no output'}"
+
+
+@dataclass
+class RunbookResult:
+    results: list[StepResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> StepResult | None:
+        return next((r for r in self.results if not r.passed), None)
+
+    def transcript(self, source: str) -> str:
+        """What a person would have seen at their terminal, step after step."""
+        parts = []
+        for result in self.results:
+            parts.append(f"$ {source} {result.step.describe()}")
+            parts.append(result.step.code.rstrip())
+            if result.output.strip():
+                parts.append(result.output.rstrip())
+            outcome = result.note or f"exit {result.exit_code}"
+            parts.append(f"-> {outcome} in {result.seconds:.1f} s")
+        return "\n".join(parts)
+
+
+Execute = Callable[
+    [Sequence[str], Mapping[str, str] | None, Path, float, threading.Event | None],
+    tuple[int | None, str, str],
+]
+
+
+def run_steps(
+    steps: Sequence[Step],
+    place: StepPlace,
+    *,
+    timeout: float = STEP_TIMEOUT_SECONDS,
+    cancel: threading.Event | None = None,
+    execute: Execute | None = None,
+) -> RunbookResult:
+    """Run steps in order until one fails (a non-zero exit, a timeout, or a cancel)."""
+    run = execute or execute_command
+    outcome = RunbookResult()
+    for step in steps:
+        env = dict(place.platform_env) if step.kind == "platform" else None
+        began = time.monotonic()
+        code, output, note = run(command_for(step, place), env, place.cwd, timeout, cancel)
+        seconds = time.monotonic() - began
+        outcome.results.append(StepResult(step, code, output, seconds, note))
+        if code != 0:
+            break
+    return outcome
+
+
+def execute_command(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None,
+    cwd: Path,
+    timeout: float,
+    cancel: threading.Event | None,
+) -> tuple[int | None, str, str]:
+    """Run argv with stdout and stderr interleaved; stop it at the timeout or on cancel.
+
+    Returns (exit code or None, output, note) where the note says why it was stopped.
+    """
+    process = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    chunks: list[str] = []
+    reader = threading.Thread(target=_collect, args=(process, chunks), daemon=True)
+    reader.start()
+    note = ""
+    while process.poll() is None:
+        if cancel is not None and cancel.is_set():
+            note = "was cancelled"
+        elif time.monotonic() > deadline:
+            note = f"timed out after {timeout:g} s"
+        if note:
+            _stop(process)
+            break
+        time.sleep(0.1)
+    process.wait()
+    reader.join(timeout=5)
+    output = "".join(chunks)
+    return (None if note else process.returncode), output, note
+
+
+def _collect(process: subprocess.Popen[str], chunks: list[str]) -> None:
+    """Read line by line, so a step that leaves a child holding the pipe still shows
+    everything it printed up to the point the runner gave up waiting."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        chunks.append(line)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -1,0 +1,317 @@
+"""Load and validate scenario folders: ``scenarios/<id>/{scenario.yaml, runbook.md}``.
+
+Everything wrong with a scenario is found here, before a lab is started, and reported
+as one line that names the file, the field and what was expected (exit code 2 through
+:class:`lab.errors.BadInput`): YAML syntax (with its line), duplicate keys, unknown keys,
+wrong types, an id that is not its folder's name, a fault nobody registered, a fault on
+a VM the scenario does not have, a runbook that is missing or has no executable step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+import lab
+from lab.errors import BadInput
+from lab.runbook import Step, parse_runbook
+from lab.scenario_schema import PATTERN_MEANING, ScenarioFile
+
+SCENARIO_FILE = "scenario.yaml"
+SCENARIOS_DIR_ENV = "SNAPLAB_SCENARIOS_DIR"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: its file's content, its folder and its runbook's steps."""
+
+    spec: ScenarioFile
+    folder: Path
+    steps: tuple[Step, ...]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def primary_vm(self) -> str:
+        """The VM that is backed up, diagnosed and where ``bash guest`` steps run."""
+        return self.spec.faults[0].vm
+
+    @property
+    def runbook_path(self) -> Path:
+        return self.folder / self.spec.runbook
+
+    @property
+    def runbook_ref(self) -> str:
+        """The runbook as the diagnosis names it: ``scenarios/<id>/runbook.md``."""
+        return f"scenarios/{self.id}/{self.spec.runbook}"
+
+
+def scenarios_dir() -> Path:
+    """The catalog: ``$SNAPLAB_SCENARIOS_DIR``, else ``scenarios/`` beside the package."""
+    override = os.environ.get(SCENARIOS_DIR_ENV)
+    if override:
+        return Path(override)
+    return Path(lab.__file__).resolve().parent.parent / "scenarios"
+
+
+def scenario_ids(directory: Path | None = None) -> list[str]:
+    """Every folder of the catalog (hidden and ``_``-prefixed ones excepted), sorted."""
+    root = directory or scenarios_dir()
+    if not root.is_dir():
+        raise BadInput(f"{_show(root)}: no scenarios folder here (set {SCENARIOS_DIR_ENV})")
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    )
+
+
+def load_scenario(scenario_id: str, directory: Path | None = None) -> Scenario:
+    """One scenario by id; an unknown id lists the known ones."""
+    root = directory or scenarios_dir()
+    known = scenario_ids(root)
+    if scenario_id not in known:
+        raise BadInput(f"unknown scenario {scenario_id!r} (known: {', '.join(known) or 'none'})")
+    return load_folder(root / scenario_id, known)
+
+
+def load_scenarios(ids: Sequence[str] = (), directory: Path | None = None) -> list[Scenario]:
+    """The named scenarios in the order given, or the whole catalog; all validated first."""
+    root = directory or scenarios_dir()
+    known = scenario_ids(root)
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise BadInput(f"unknown scenario {unknown[0]!r} (known: {', '.join(known) or 'none'})")
+    chosen = list(dict.fromkeys(ids)) if ids else known
+    if not chosen:
+        raise BadInput(f"{_show(root)}: the catalog has no scenario")
+    return [load_folder(root / i, known) for i in chosen]
+
+
+def load_folder(folder: Path, catalog: Sequence[str] | None = None) -> Scenario:
+    """Validate one scenario folder. ``catalog`` (the ids beside it) checks diagnosis ids."""
+    path = folder / SCENARIO_FILE
+    if not path.is_file():
+        raise BadInput(f"{_show(folder)}: no {SCENARIO_FILE} in this scenario folder")
+    text = path.read_text(encoding="utf-8")
+    raw = _parse_yaml(text, path)
+    try:
+        spec = ScenarioFile.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # A misspelt key also leaves its right spelling missing: name the typo first.
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        where = _line_of(text, error["loc"])
+        suffix = f" (line {where})" if where else ""
+        raise BadInput(f"{_show(path)}: {_dotted(error['loc'])}: {_plain(error)}{suffix}") from None
+    _check_consistency(spec, folder, path, text, catalog)
+    runbook = folder / spec.runbook
+    steps = parse_runbook(runbook.read_text(encoding="utf-8"), _show(runbook))
+    _check_steps(steps, spec, runbook)
+    return Scenario(spec=spec, folder=folder, steps=tuple(steps))
+
+
+def _check_consistency(
+    spec: ScenarioFile, folder: Path, path: Path, text: str, catalog: Sequence[str] | None
+) -> None:
+    def bad(loc: tuple[str | int, ...], problem: str) -> BadInput:
+        where = _line_of(text, loc)
+        suffix = f" (line {where})" if where else ""
+        return BadInput(f"{_show(path)}: {_dotted(loc)}: {problem}{suffix}")
+
+    if spec.id != folder.name:
+        raise bad(("id",), f"{spec.id!r} must be the folder's name, {folder.name!r}")
+    names = [vm.name for vm in spec.vms]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise bad(("vms", index, "name"), f"{name!r} is declared twice")
+    from lab.faults import fault_by_id
+
+    for index, fault in enumerate(spec.faults):
+        try:
+            fault_by_id(fault.fault)
+        except BadInput as exc:
+            raise bad(("faults", index, "fault"), str(exc)) from None
+        if fault.vm not in names:
+            raise bad(("faults", index, "vm"), f"{fault.vm!r} is not one of {', '.join(names)}")
+    if catalog is not None:
+        for index, cause in enumerate(spec.expect.diagnosis):
+            if cause not in catalog:
+                raise bad(
+                    ("expect", "diagnosis", index),
+                    f"{cause!r} is not a scenario id ({', '.join(catalog)})",
+                )
+    runbook = spec.runbook
+    if Path(runbook).name != runbook or runbook in (".", ".."):
+        raise bad(("runbook",), f"{runbook!r} must be a file name in {_show(folder)}")
+    if not (folder / runbook).is_file():
+        raise bad(("runbook",), f"file {runbook!r} does not exist in {_show(folder)}")
+
+
+def _check_steps(steps: Sequence[Step], spec: ScenarioFile, runbook: Path) -> None:
+    if not steps:
+        raise BadInput(
+            f"{_show(runbook)}: no executable step (fences marked 'bash guest', "
+            "'bash platform' or 'python platform')"
+        )
+    names = [vm.name for vm in spec.vms]
+    for step in steps:
+        if step.vm is not None and step.vm not in names:
+            raise BadInput(
+                f"{_show(runbook)} line {step.line}: vm={step.vm!r} is not one of "
+                f"the scenario's VMs ({', '.join(names)})"
+            )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a scenario must not hide one silently."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise BadInput(f"{_show(path)}:{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{_show(path)}: YAML syntax error: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BadInput(
+            f"{_show(path)}: expected a mapping of fields (id, title, ...), got {_kind(raw)}"
+        )
+    return raw
+
+
+def _plain(error: ErrorDetails) -> str:
+    """Pydantic's error, said the way a scenario author thinks about YAML."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(error["loc"][:-1])
+        return f"unknown field (expected one of: {', '.join(allowed)})"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind == "string_pattern_mismatch":
+        meaning = PATTERN_MEANING.get(str(ctx.get("pattern")), f"match {ctx.get('pattern')}")
+        return f"{value!r} must be {meaning}"
+    if kind in ("string_too_short", "too_short"):
+        return "must not be empty"
+    if kind == "greater_than":
+        return f"must be more than {ctx.get('gt'):g}, got {_kind(value)}"
+    expected = {
+        "string_type": "text",
+        "bool_type": "true or false",
+        "float_type": "a number",
+        "int_type": "a whole number",
+        "list_type": "a list (lines starting with '- ')",
+        "dict_type": "a mapping (key: value)",
+        "model_type": "a mapping (key: value)",
+    }.get(kind)
+    if expected:
+        return f"expected {expected}, got {_kind(value)}"
+    message = error["msg"]
+    return message[:1].lower() + message[1:]
+
+
+def _allowed_fields(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` inside :class:`ScenarioFile`."""
+    model: Any = ScenarioFile
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        model = _model_in(annotation)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None or hasattr(annotation, "__metadata__"):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_of(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """The line of the deepest YAML node on ``loc`` that exists (1-based)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = next((v for k, v in node.value if k.value == part), None)
+            key = next((k for k, _ in node.value if k.value == part), None)
+            if match is None or key is None:
+                break
+            line, node = key.start_mark.line + 1, match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _show(path: Path) -> str:
+    """A path as the user will look for it: relative to where they stand, if inside."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

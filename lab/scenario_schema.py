@@ -1,0 +1,95 @@
+"""The shape of ``scenarios/<id>/scenario.yaml``, as pydantic models.
+
+Every model forbids unknown keys and is strict about types, because a scenario file is
+the contract between the person who writes a failure and the runner that proves it: a
+misspelt key or a ``"180"`` where a number belongs must stop the run, not be ignored.
+Checks that need more than one field (the id against its folder, faults against the
+VMs, the runbook file) live in :mod:`lab.scenario`, which also turns pydantic's errors
+into one plain line.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from lab.platform.backup.codes import BY_CODE
+from lab.provision.images import AGENT_FLAVORS
+
+ID_PATTERN = r"^[a-z][a-z0-9-]*$"
+VM_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,14}$"
+
+
+def _agent_version(value: Any) -> Any:
+    """YAML reads ``agent: 2.2`` as a number; compare it as the text a person wrote."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value not in AGENT_FLAVORS:
+        raise ValueError(f"{value!r} is not one of {', '.join(AGENT_FLAVORS)}")
+    return value
+
+
+def _backup_error(value: Any) -> Any:
+    if isinstance(value, str) and value not in BY_CODE:
+        raise ValueError(f"{value!r} is not an Azure Backup error code ({', '.join(BY_CODE)})")
+    return value
+
+
+AgentVersion = Annotated[str, BeforeValidator(_agent_version)]
+BackupErrorCode = Annotated[str, BeforeValidator(_backup_error)]
+Text = Annotated[str, Field(min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Fidelity(_Strict):
+    """What is the same as on Azure, and what the lab stands in for."""
+
+    same_as_azure: Text
+    lab_stands_in: Text
+
+
+class VmDecl(_Strict):
+    name: Annotated[str, Field(pattern=VM_NAME_PATTERN)]
+    agent: AgentVersion
+
+
+class FaultDecl(_Strict):
+    fault: Text
+    vm: Text
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Expect(_Strict):
+    backup_error: BackupErrorCode
+    diagnosis: Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]], Field(min_length=1)]
+
+
+class Limits(_Strict):
+    backup_seconds: Annotated[float, Field(gt=0)]
+
+
+class ScenarioFile(_Strict):
+    """One scenario file, exactly as written (see scenarios/agent-stopped)."""
+
+    id: Annotated[str, Field(pattern=ID_PATTERN)]
+    title: Text
+    cause: Text
+    fidelity: Fidelity
+    vms: Annotated[list[VmDecl], Field(min_length=1)]
+    warmup_backup: bool
+    faults: Annotated[list[FaultDecl], Field(min_length=1)]
+    expect: Expect
+    runbook: Text
+    limits: Limits
+
+
+# Plain-language descriptions of the patterns above, for error messages.
+PATTERN_MEANING = {
+    ID_PATTERN: "lowercase letters, digits and '-', starting with a letter",
+    VM_NAME_PATTERN: "lowercase letters, digits and '-', starting with a letter, "
+    "at most 15 characters",
+}

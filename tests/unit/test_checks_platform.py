@@ -1,0 +1,230 @@
+"""Platform checks against a canned instance view (real SDK models), job list and NSG."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from checks.fakes import FakeHost, FakePlatform, fake_context, healthy_host, healthy_platform
+from checks.nsg import NsgRule
+from checks.on_platform.instance_view import extensions, power_state, vm_agent
+from checks.on_platform.jobs import backup_jobs, concurrent_backups
+from checks.on_platform.nsg_egress import nsg_egress
+
+TIMEOUT = "GuestAgentSnapshotTaskStatusError"
+
+
+def not_ready(platform: FakePlatform) -> FakePlatform:
+    platform.view["vmAgent"] = {
+        "vmAgentVersion": "Unknown",
+        "statuses": [
+            {
+                "code": "ProvisioningState/Unavailable",
+                "level": "Warning",
+                "displayStatus": "Not Ready",
+                "message": "VM status blob is found but not updated for 10 minutes.",
+            }
+        ],
+    }
+    return platform
+
+
+def test_running_vm_with_running_os_passes() -> None:
+    result = power_state(fake_context(healthy_host(), healthy_platform()))
+    assert result.passed and "PowerState/running" in result.detail
+
+
+def test_running_vm_whose_os_is_down_fails() -> None:
+    host = FakeHost().on(
+        "systemctl is-system-running",
+        "",
+        rc=1,
+        stderr="Error response from daemon: Container abc is not running\n",
+    )
+    result = power_state(fake_context(host, healthy_platform()))
+    assert not result.passed
+    assert "is not running" in result.detail and "its OS is down" in result.detail
+
+
+def test_os_shutting_down_counts_as_down() -> None:
+    host = FakeHost().on("systemctl is-system-running", "stopping\n")
+    assert not power_state(fake_context(host, healthy_platform())).passed
+
+
+def test_stopped_vm_with_os_down_passes() -> None:
+    platform = healthy_platform()
+    platform.view["statuses"] = [{"code": "PowerState/stopped"}]
+    host = FakeHost().on("systemctl is-system-running", "", rc=1, stderr="not running")
+    assert power_state(fake_context(host, platform)).passed
+
+
+def test_ready_agent_passes() -> None:
+    assert vm_agent(fake_context(healthy_host(), healthy_platform())).passed
+
+
+def test_not_ready_agent_fails() -> None:
+    result = vm_agent(fake_context(healthy_host(), not_ready(healthy_platform())))
+    assert not result.passed and "Not Ready" in result.detail
+
+
+def test_old_agent_version_fails() -> None:
+    platform = healthy_platform()
+    platform.view["vmAgent"]["vmAgentVersion"] = "2.2.47"
+    result = vm_agent(fake_context(healthy_host(), platform))
+    assert not result.passed and "below the minimum" in result.detail
+
+
+def test_agent_of_a_stopped_vm_is_not_expected() -> None:
+    platform = not_ready(healthy_platform())
+    platform.view["statuses"] = [{"code": "PowerState/stopped"}]
+    assert vm_agent(fake_context(healthy_host(), platform)).passed
+
+
+def test_healthy_extensions_pass() -> None:
+    assert extensions(fake_context(healthy_host(), healthy_platform())).passed
+
+
+def test_failed_extension_fails() -> None:
+    platform = healthy_platform()
+    platform.view["extensions"][0]["statuses"] = [
+        {
+            "code": "ProvisioningState/failed/76",
+            "level": "Error",
+            "displayStatus": "Provisioning failed",
+            "message": "FailedRetryableSnapshotFailedNoNetwork",
+        }
+    ]
+    result = extensions(fake_context(healthy_host(), platform))
+    assert not result.passed and "failed/76" in result.detail
+
+
+def test_handler_not_ready_fails() -> None:
+    platform = healthy_platform()
+    platform.view["vmAgent"]["extensionHandlers"][0]["status"] = {
+        "code": "ProvisioningState/failed/1009",
+        "displayStatus": "Not Ready",
+        "message": "Non-zero exit code: 2",
+    }
+    assert not extensions(fake_context(healthy_host(), platform)).passed
+
+
+def job(
+    vm: str, status: str, start: str, end: str | None, error: str | None = None
+) -> dict[str, Any]:
+    return {
+        "job_id": f"{vm}-{start}",
+        "vm": vm,
+        "status": status,
+        "error_code": error,
+        "error_message": "timed out" if error else None,
+        "started_at": f"2026-11-28T01:00:{start}Z",
+        "ended_at": f"2026-11-28T01:00:{end}Z" if end else None,
+        "seconds": 24.0,
+    }
+
+
+def test_latest_finished_job_decides() -> None:
+    platform = healthy_platform()
+    platform.job_list = [
+        job("vm1", "Failed", "30.000", "54.000", TIMEOUT),
+        job("vm1", "Completed", "00.000", "08.000"),
+        job("vm2", "Completed", "40.000", "48.000"),
+    ]
+    result = backup_jobs(fake_context(healthy_host(), platform))
+    assert not result.passed and TIMEOUT in result.detail
+    platform.job_list.append(job("vm1", "Completed", "55.000", "59.000"))
+    assert backup_jobs(fake_context(healthy_host(), platform)).passed
+
+
+def test_no_jobs_pass() -> None:
+    assert backup_jobs(fake_context(healthy_host(), FakePlatform())).passed
+
+
+def storm(count: int, failed: int) -> FakePlatform:
+    platform = healthy_platform()
+    platform.job_list = [
+        job(
+            f"vm{i}",
+            "Failed" if i <= failed else "Completed",
+            f"0{i % 10}.{i:03d}",
+            "40.000",
+            TIMEOUT if i <= failed else None,
+        )
+        for i in range(1, count + 1)
+    ]
+    return platform
+
+
+def test_timeouts_among_more_than_four_backups_are_a_storm() -> None:
+    result = concurrent_backups(fake_context(healthy_host(), storm(6, 3)))
+    assert not result.passed
+    assert (
+        "at most 6 backup job(s) ran at once" in result.detail
+        and "3 of them failed" in result.detail
+    )
+
+
+def test_four_at_once_is_within_guidance() -> None:
+    assert concurrent_backups(fake_context(healthy_host(), storm(4, 4))).passed
+
+
+def test_a_lone_timeout_in_a_crowd_is_not_a_storm() -> None:
+    assert concurrent_backups(fake_context(healthy_host(), storm(6, 1))).passed
+
+
+def test_storm_needs_this_vms_job_to_have_timed_out() -> None:
+    platform = storm(6, 3)
+    platform.job_list = [j for j in platform.job_list if j["vm"] != "vm1"]
+    platform.job_list.append(job("vm1", "Completed", "01.500", "30.000"))
+    assert concurrent_backups(fake_context(healthy_host(), platform)).passed
+
+
+def rule(
+    allow: bool,
+    dst: str | None = "10.213.9.3/32",
+    ports: tuple[tuple[int, int], ...] | None = ((10000, 10000),),
+) -> NsgRule:
+    return NsgRule(
+        name="snaplab.nsg=fake/vm1",
+        allow=allow,
+        source=ipaddress.IPv4Network("10.213.9.10/32"),
+        destination=ipaddress.IPv4Network(dst) if dst else None,
+        protocol="tcp",
+        ports=ports,
+    )
+
+
+def test_no_nsg_rule_passes() -> None:
+    assert nsg_egress(fake_context(healthy_host(), healthy_platform())).passed
+
+
+def test_deny_rule_to_storage_fails() -> None:
+    platform = healthy_platform()
+    platform.rules = [rule(False)]
+    result = nsg_egress(fake_context(healthy_host(), platform))
+    assert not result.passed and "denied by snaplab.nsg=fake/vm1" in result.detail
+
+
+def test_first_matching_rule_wins() -> None:
+    platform = healthy_platform()
+    platform.rules = [rule(True), rule(False, dst=None, ports=None)]
+    assert nsg_egress(fake_context(healthy_host(), platform)).passed
+
+
+def test_deny_rule_elsewhere_passes() -> None:
+    platform = healthy_platform()
+    platform.rules = [rule(False, ports=((443, 443),))]
+    assert nsg_egress(fake_context(healthy_host(), platform)).passed
+
+
+def test_staggered_jobs_that_never_run_five_at_once_are_no_storm() -> None:
+    platform = healthy_platform()
+    platform.job_list = [
+        job("vm1", "Failed", "00.000", "30.000", TIMEOUT),
+        *(
+            job(f"vm{i}", "Failed", f"{i * 5:02d}.000", f"{i * 5 + 4:02d}.000", TIMEOUT)
+            for i in range(2, 7)
+        ),
+    ]
+    result = concurrent_backups(fake_context(healthy_host(), platform))
+    assert result.passed and "at most 2 backup job(s) ran at once" in result.detail
