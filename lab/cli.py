@@ -16,13 +16,13 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
+from lab.cli_diagnose import diagnose
+from lab.cli_nsg import nsg
+from lab.cli_run import inject, run
 from lab.errors import SnaplabError
 from lab.provision import backups, engine, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
-from lab.cli_diagnose import diagnose
-from lab.cli_nsg import nsg
-from lab.cli_run import inject, run
 from lab.provision.spec import DEFAULT_LAB, lab_spec
 
 console = Console(stderr=True)

@@ -1,25 +1,39 @@
-"""The lab's DHCP server: dnsmasq, configured from the roster.
+"""The lab's DHCP and DNS server: dnsmasq, configured from the roster.
 
 On Azure a VM learns the WireServer address from DHCP option 245 (and, on modern
-images, a host route from option 121). The lab reproduces that with real dnsmasq so a
-guest with DHCP disabled fails the way FACTS.md cause 4e describes. This module only
-renders the command line; :mod:`lab.platform.fabric_main` runs it.
+images, a host route from option 121), and its DNS server from option 6 — which on
+Azure is the WireServer address itself (168.63.129.16 answers DNS). The lab reproduces
+that with real dnsmasq so a guest with DHCP disabled fails the way FACTS.md cause 4e
+describes. This module only renders the command line; :mod:`lab.platform.fabric_main`
+runs it.
 
 Choices, and why:
 
-* ``--port=0``: DHCP only. The lab has no DNS to offer and must not answer for one.
+* DNS on port 53, but no upstream (``--no-resolv``) and no ``/etc/hosts``: the lab is
+  an internal network, so the only names it can answer are its own — the services the
+  fabric stands in for (``names``: the package mirror a guest's apt points at, the
+  organisation's HTTP proxy) and the guests' own DHCP names. Anything else fails fast
+  instead of timing out against a resolver nobody can reach.
+* Option 6 names the WireServer address as DNS server, as on Azure. A guest only gets
+  it through DHCP: a guest with static addressing keeps whatever resolv.conf it had.
 * ``--dhcp-range=<network>,static``: only the roster's static leases are served, so a
   stray container on the lab network never gets a lease that points at the fabric.
 * ``--dhcp-option-force``: dhclient does not request option 245 (or may not request
-  121), and dnsmasq sends unrequested options only when forced.
-* Option 121 routes 169.254.169.254/32 via the fabric, which carries that address on
-  its loopback, so IMDS answers at once instead of the agent's ~31 s connect back-off.
-  RFC 3442 clients then ignore option 3, which is fine on an internal lab network.
+  121), and dnsmasq sends unrequested options only when forced. The agent's own DHCP
+  request (DhcpHandler, wireserver.md §2) asks for nothing either.
+* Option 121 routes 169.254.169.254/32 via the WireServer address, which the fabric
+  answers for (169.254.169.254 is on its loopback), so IMDS answers at once instead of
+  the agent's ~31 s connect back-off. RFC 3442 clients then ignore option 3, which is
+  fine on an internal lab network.
+* ``wireserver_ip`` defaults to the fabric's own address. After a redeploy
+  (:mod:`lab.platform.redeploy`) it is the host's new address: the argv is rendered
+  again and dnsmasq restarted, like a new host's DHCP server answering the VM.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 
 from lab.platform.roster import IMDS_ADDRESS, Roster
 
@@ -32,12 +46,26 @@ DEFAULT_LEASE_TIME = "24h"
 
 WIRESERVER_OPTION = 245
 CLASSLESS_ROUTE_OPTION = 121
+DNS_SERVER_OPTION = 6
 
 
 def option_245_value(ip: str) -> str:
     """The WireServer address as dnsmasq hex bytes (``10.199.0.2`` -> ``0a:c7:00:02``)."""
     address = ipaddress.IPv4Address(ip)
     return ":".join(f"{byte:02x}" for byte in address.packed)
+
+
+def _in_subnet(what: str, ip: str, network: ipaddress.IPv4Network) -> None:
+    if ipaddress.IPv4Address(ip) not in network:
+        raise ValueError(f"{what} address {ip} is outside the lab subnet {network}")
+
+
+def _dns_name(name: str) -> str:
+    """A host name dnsmasq can take in ``--address=/name/ip`` (no slashes, no spaces)."""
+    labels = name.rstrip(".").split(".")
+    if not name or any(not label or not label.replace("-", "").isalnum() for label in labels):
+        raise ValueError(f"not a DNS name: {name!r}")
+    return name.rstrip(".").lower()
 
 
 def dnsmasq_argv(
@@ -48,17 +76,21 @@ def dnsmasq_argv(
     lease_file: str = DEFAULT_LEASE_FILE,
     log_file: str = DEFAULT_LOG_FILE,
     lease_time: str = DEFAULT_LEASE_TIME,
+    wireserver_ip: str | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The full dnsmasq argv for a lab (foreground, DHCP only, static leases)."""
+    """The full dnsmasq argv for a lab (foreground, static leases, the lab's own names).
+
+    ``names`` maps host names the lab answers in DNS to addresses in the lab subnet.
+    """
     network = ipaddress.IPv4Network(roster.subnet, strict=False)
-    fabric = ipaddress.IPv4Address(roster.fabric_ip)
-    if fabric not in network:
-        raise ValueError(f"fabric address {fabric} is outside the lab subnet {network}")
+    _in_subnet("fabric", roster.fabric_ip, network)
+    wireserver = wireserver_ip or roster.fabric_ip
+    _in_subnet("WireServer", wireserver, network)
     argv = [
         executable,
         "--keep-in-foreground",
         "--conf-file=/dev/null",
-        "--port=0",
         "--no-resolv",
         "--no-hosts",
         f"--interface={interface}",
@@ -68,12 +100,14 @@ def dnsmasq_argv(
         f"--dhcp-leasefile={lease_file}",
         "--log-dhcp",
         f"--log-facility={log_file}",
-        f"--dhcp-option-force={WIRESERVER_OPTION},{option_245_value(roster.fabric_ip)}",
-        f"--dhcp-option-force={CLASSLESS_ROUTE_OPTION},{IMDS_ADDRESS}/32,{roster.fabric_ip}",
+        f"--dhcp-option-force={WIRESERVER_OPTION},{option_245_value(wireserver)}",
+        f"--dhcp-option-force={CLASSLESS_ROUTE_OPTION},{IMDS_ADDRESS}/32,{wireserver}",
+        f"--dhcp-option={DNS_SERVER_OPTION},{wireserver}",
     ]
+    for name, ip in sorted((names or {}).items()):
+        _in_subnet(f"DNS name {name}", ip, network)
+        argv.append(f"--address=/{_dns_name(name)}/{ip}")
     for guest in roster.guests:
-        address = ipaddress.IPv4Address(guest.ip)
-        if address not in network:
-            raise ValueError(f"guest {guest.name} address {address} is outside {network}")
+        _in_subnet(f"guest {guest.name}", guest.ip, network)
         argv.append(f"--dhcp-host={guest.mac},{guest.ip},{guest.name}")
     return argv

@@ -6,6 +6,12 @@ purpose, never by accident), the WireServer on :80, the HostGAPlugin on :32526 a
 control API on :8080, all over one shared :class:`~lab.platform.guest_state.Fabric`.
 IMDS is answered by the WireServer app once 169.254.169.254 is on ``lo``.
 
+It also stands in for two things a VM reaches besides its host: the Debian mirror that
+Azure images point apt at (:mod:`lab.platform.package_mirror`, on :data:`MIRROR_PORT`)
+and an organisation's HTTP proxy (Debian's tinyproxy, :mod:`lab.platform.proxy`,
+supervised like dnsmasq). dnsmasq answers their names in DNS. The control API also
+takes a VM's redeploy (:mod:`lab.platform.redeploy`), which moves the WireServer.
+
 It also runs the backup service (:mod:`lab.platform.backup`): at start it writes and
 publishes the VMSnapshot handler zips, fails jobs a previous run left InProgress, and
 creates the VMs' disks in Azurite in a background thread that waits for storage.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -41,6 +48,10 @@ from lab.platform.control import ControlApp
 from lab.platform.dhcp import DEFAULT_LEASE_FILE, dnsmasq_argv
 from lab.platform.guest_state import Fabric
 from lab.platform.hostplugin import HostPluginApp
+from lab.platform.package_mirror import MIRROR_HOST, MIRROR_PORT, MIRROR_ROOT, MirrorApp
+from lab.platform.proxy import DEFAULT_CONF as PROXY_CONF
+from lab.platform.proxy import PROXY_HOST, PublicArtifacts, tinyproxy_argv, tinyproxy_conf
+from lab.platform.redeploy import RedeployRoutes, WireServerMover
 from lab.platform.roster import (
     CONTROL_PORT,
     HOSTPLUGIN_PORT,
@@ -94,14 +105,17 @@ class RequestLogger:
 
 
 class DnsmasqSupervisor:
-    """Keeps dnsmasq running; restarts it with back-off when it exits unexpectedly."""
+    """Keeps dnsmasq (or another daemon: ``name``) running; restarts it with back-off
+    when it exits unexpectedly, at once when :meth:`restart_with` replaced its argv."""
 
-    def __init__(self, argv: Sequence[str], stop: threading.Event) -> None:
+    def __init__(self, argv: Sequence[str], stop: threading.Event, name: str = "dnsmasq") -> None:
         self.argv = list(argv)
         self.stop = stop
+        self.name = name
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, name="dnsmasq", daemon=True)
+        self._replaced = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -112,16 +126,28 @@ class DnsmasqSupervisor:
             try:
                 with self._lock:
                     self._process = subprocess.Popen(self.argv)
-                log.info("dnsmasq started (pid %d)", self._process.pid)
+                log.info("%s started (pid %d)", self.name, self._process.pid)
                 code = self._process.wait()
             except OSError as exc:
-                log.error("dnsmasq could not start: %s", exc)
+                log.error("%s could not start: %s", self.name, exc)
                 code = None
             if self.stop.is_set():
                 return
-            log.warning("dnsmasq exited (%s); restarting in %.0f s", code, delay)
+            if self._replaced.is_set():
+                self._replaced.clear()
+                delay = 1.0
+                log.info("%s restarting with a new configuration", self.name)
+                continue
+            log.warning("%s exited (%s); restarting in %.0f s", self.name, code, delay)
             self.stop.wait(delay)
             delay = min(delay * 2, 30.0)
+
+    def restart_with(self, argv: Sequence[str]) -> None:
+        """Run ``argv`` from now on: stop the current process; the loop starts the new one."""
+        with self._lock:
+            self.argv = list(argv)
+            self._replaced.set()
+        self.terminate()
 
     def terminate(self) -> None:
         with self._lock:
@@ -208,6 +234,27 @@ def start_backup_service(
     return service
 
 
+def lab_names(roster: Roster) -> dict[str, str]:
+    """The names the lab's DNS answers: the services the fabric stands in for."""
+    return {MIRROR_HOST: roster.fabric_ip, PROXY_HOST: roster.fabric_ip}
+
+
+def start_proxy(roster: Roster, conf_path: Path, stop: threading.Event) -> DnsmasqSupervisor | None:
+    """tinyproxy for the lab subnet, when the image has it (a unit-test host may not)."""
+    if shutil.which("tinyproxy") is None:
+        log.warning("tinyproxy is not installed: no HTTP proxy in this lab")
+        return None
+    try:
+        conf_path.parent.mkdir(parents=True, exist_ok=True)
+        conf_path.write_text(tinyproxy_conf(roster.subnet))
+    except OSError as exc:
+        log.error("cannot write %s: %s", conf_path, exc)
+        return None
+    supervisor = DnsmasqSupervisor(tinyproxy_argv(str(conf_path)), stop, name="tinyproxy")
+    supervisor.start()
+    return supervisor
+
+
 def configure_logging(log_dir: Path | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stdout)]
     if log_dir is not None:
@@ -243,6 +290,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-backup", action="store_true", help="run no backup service")
     parser.add_argument("--log-dir", type=Path, default=LOG_DIR)
     parser.add_argument("--no-dhcp", action="store_true", help="do not run dnsmasq")
+    parser.add_argument("--mirror-port", type=int, default=MIRROR_PORT)
+    parser.add_argument("--mirror-root", type=Path, default=MIRROR_ROOT)
+    parser.add_argument("--no-proxy", action="store_true", help="do not run tinyproxy")
+    parser.add_argument("--proxy-conf", type=Path, default=Path(PROXY_CONF))
     parser.add_argument(
         "--no-imds-address", action="store_true", help=f"do not add {IMDS_ADDRESS} to lo"
     )
@@ -274,12 +325,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage_url = args.storage_url or account_url_for(roster.storage_ip)
         backup = start_backup_service(fabric, args.backup_db, storage_url, stop)
 
+    names = lab_names(roster)
+    supervisor = None
+    if not args.no_dhcp:
+        Path(DEFAULT_LEASE_FILE).parent.mkdir(parents=True, exist_ok=True)
+        supervisor = DnsmasqSupervisor(dnsmasq_argv(roster, names=names), stop)
+
+    def restart_dhcp(wireserver_ip: str) -> None:
+        if supervisor is not None:
+            supervisor.restart_with(dnsmasq_argv(roster, wireserver_ip=wireserver_ip, names=names))
+
     apps = build_apps(fabric, backup)
+    mover = WireServerMover(fabric, args.artifacts, restart_dhcp)
+    apps["control"] = RedeployRoutes(apps["control"], mover)
+    apps["wireserver"] = PublicArtifacts(apps["wireserver"], fabric)
     ports = {
         "wireserver": args.wireserver_port,
         "hostplugin": args.hostplugin_port,
         "control": args.control_port,
     }
+    if args.mirror_root.is_dir():
+        apps["mirror"] = MirrorApp(args.mirror_root)
+        ports["mirror"] = args.mirror_port
+    else:
+        log.warning("no package mirror at %s: apt in the guests has no source", args.mirror_root)
     servers: list[BaseWSGIServer] = []
     try:
         for service, app in apps.items():
@@ -295,18 +364,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         threading.Thread(target=server.serve_forever, name=service, daemon=True).start()
         log.info("%s listening on %s:%d", service, args.bind, ports[service])
 
-    supervisor = None
-    if not args.no_dhcp:
-        Path(DEFAULT_LEASE_FILE).parent.mkdir(parents=True, exist_ok=True)
-        supervisor = DnsmasqSupervisor(dnsmasq_argv(roster), stop)
+    if supervisor is not None:
         supervisor.start()
+    proxy = None if args.no_proxy else start_proxy(roster, args.proxy_conf, stop)
 
     log.info("fabric for lab %s up with %d guest(s)", roster.lab, len(roster.guests))
     while not stop.wait(1.0):
         pass
 
-    if supervisor is not None:
-        supervisor.terminate()
+    for daemon in (supervisor, proxy):
+        if daemon is not None:
+            daemon.terminate()
     for server in servers:
         server.shutdown()
         server.server_close()

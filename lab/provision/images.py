@@ -24,6 +24,7 @@ import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 
 from lab.errors import ImageBuildFailed, UnknownAgentVersion
+from lab.platform.package_mirror import source_line
 from lab.provision.apt_sources import Archive, machine_archive
 from lab.provision.labels import IMAGE_LABEL, RECIPE_LABEL
 
@@ -152,8 +153,37 @@ def guest_recipe(version: str) -> Recipe:
         name=f"guest-{flavor.version}",
         rootfs=rootfs,
         context="guest",
-        build_args=(("AGENT_VERSION", flavor.version),),
+        # Azure images point apt at a Debian mirror inside Azure; lab guests at the lab's.
+        build_args=(("AGENT_VERSION", flavor.version), ("APT_SOURCE", source_line(flavor.suite))),
     )
+
+
+# What the lab's package mirror holds, per suite: the packages runbooks install, as
+# .debs fetched from the machine's archive at build time (the 2.2.47 guest lacks none of
+# bookworm waagent's dependencies, so the agent package alone upgrades it). Every guest
+# suite gets an index, empty or not, so apt-get update works in every guest.
+MIRROR_PACKAGES: dict[str, tuple[str, ...]] = {"bookworm": ("waagent",), "trixie": ()}
+MIRROR_INCOMING = "/opt/snaplab/mirror-incoming"
+
+
+def _mirror_downloads() -> tuple[str, ...]:
+    """Chroot commands that put each mirrored suite's .debs in its incoming folder.
+
+    The host rootfs is bookworm, so its own apt fetches bookworm's packages: the same
+    machine archive, the same ordinary client, as every other package of the images.
+    """
+    commands = []
+    for suite, packages in MIRROR_PACKAGES.items():
+        if not packages:
+            continue
+        if suite != "bookworm":
+            raise ValueError(f"the host rootfs can only download bookworm packages, not {suite}")
+        folder = f"{MIRROR_INCOMING}/{suite}"
+        commands.append(
+            f"{IN_CHROOT} sh -c 'mkdir -p {folder} && cd {folder} && "
+            f"apt-get -o Acquire::https::CAInfo=/tmp/hostca/ca.crt download {' '.join(packages)}'"
+        )
+    return tuple(commands)
 
 
 def host_recipe() -> Recipe:
@@ -167,6 +197,8 @@ def host_recipe() -> Recipe:
             "python3-pip",
             "openssl",
             "dnsmasq-base",
+            "tinyproxy",
+            "iptables",
             "iproute2",
             "procps",
             "ca-certificates",
@@ -175,7 +207,8 @@ def host_recipe() -> Recipe:
         # one SDK the backup service needs comes from PyPI instead.
         hooks=_with_machine_ca(
             f"{IN_CHROOT} python3 -m pip install --break-system-packages --no-cache-dir "
-            f"--cert /tmp/hostca/ca.crt --quiet azure-storage-blob=={AZURE_STORAGE_BLOB_VERSION}"
+            f"--cert /tmp/hostca/ca.crt --quiet azure-storage-blob=={AZURE_STORAGE_BLOB_VERSION}",
+            *_mirror_downloads(),
         ),
     )
     platform = PACKAGE_ROOT / "platform"
@@ -183,6 +216,10 @@ def host_recipe() -> Recipe:
         name="host",
         rootfs=rootfs,
         context="host",
+        build_args=(
+            ("MIRROR_INCOMING", MIRROR_INCOMING),
+            ("MIRROR_SUITES", " ".join(MIRROR_PACKAGES)),
+        ),
         extra_files=(
             (PACKAGE_ROOT / "__init__.py", "lab/__init__.py"),
             (platform, "lab/platform"),

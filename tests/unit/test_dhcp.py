@@ -20,11 +20,10 @@ def test_option_245_is_hex_bytes() -> None:
         option_245_value("not-an-ip")
 
 
-def test_argv_is_dhcp_only_static_and_points_at_the_fabric() -> None:
+def test_argv_serves_static_leases_and_points_at_the_fabric() -> None:
     argv = dnsmasq_argv(make_roster())
     assert argv[0] == "dnsmasq"
     assert "--keep-in-foreground" in argv
-    assert "--port=0" in argv
     assert "--interface=eth0" in argv
     assert "--dhcp-authoritative" in argv
     assert "--log-dhcp" in argv
@@ -36,6 +35,41 @@ def test_argv_is_dhcp_only_static_and_points_at_the_fabric() -> None:
     assert "--dhcp-option-force=121,169.254.169.254/32,10.199.0.2" in argv
     assert "--dhcp-host=02:42:0a:c7:00:0b,10.199.0.11,vm1" in argv
     assert "--dhcp-host=02:42:0a:c7:00:0c,10.199.0.12,vm2" in argv
+
+
+def test_dns_answers_only_the_lab_names_and_is_handed_out_as_option_6() -> None:
+    """As on Azure, the DNS server a guest gets by DHCP is the WireServer address."""
+    argv = dnsmasq_argv(
+        make_roster(),
+        names={
+            "debian-mirror.snaplab.internal": "10.199.0.2",
+            "Proxy.Snaplab.Internal.": "10.199.0.2",
+        },
+    )
+    assert "--port=0" not in argv  # DNS on
+    assert "--no-resolv" in argv and "--no-hosts" in argv  # no upstream: only lab names
+    assert "--dhcp-option=6,10.199.0.2" in argv
+    assert "--address=/debian-mirror.snaplab.internal/10.199.0.2" in argv
+    assert "--address=/proxy.snaplab.internal/10.199.0.2" in argv
+
+
+def test_names_must_be_dns_names_in_the_lab() -> None:
+    with pytest.raises(ValueError):
+        dnsmasq_argv(make_roster(), names={"mirror": "10.200.0.2"})
+    for bad in ("a/b", "", "a..b", "sp ace"):
+        with pytest.raises(ValueError):
+            dnsmasq_argv(make_roster(), names={bad: "10.199.0.2"})
+
+
+def test_a_redeployed_host_hands_out_its_new_address() -> None:
+    """After a redeploy, options 245, 121 and 6 all name the new WireServer address."""
+    argv = dnsmasq_argv(make_roster(), wireserver_ip="10.199.0.9")
+    assert "--dhcp-option-force=245,0a:c7:00:09" in argv
+    assert "--dhcp-option-force=121,169.254.169.254/32,10.199.0.9" in argv
+    assert "--dhcp-option=6,10.199.0.9" in argv
+    assert not any("0a:c7:00:02" in a for a in argv)
+    with pytest.raises(ValueError):
+        dnsmasq_argv(make_roster(), wireserver_ip="10.200.0.9")
 
 
 def test_argv_options() -> None:
@@ -63,6 +97,12 @@ def test_addresses_outside_the_subnet_are_refused() -> None:
 
 @pytest.mark.skipif(shutil.which("dnsmasq") is None, reason="dnsmasq not installed")
 def test_dnsmasq_accepts_the_argv() -> None:
-    argv = dnsmasq_argv(make_roster(), lease_file="/tmp/x.leases", log_file="/tmp/x.log")
+    argv = dnsmasq_argv(
+        make_roster(),
+        lease_file="/tmp/x.leases",
+        log_file="/tmp/x.log",
+        names={"debian-mirror.snaplab.internal": "10.199.0.2"},
+        wireserver_ip="10.199.0.9",
+    )
     result = subprocess.run([*argv, "--test"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -1,0 +1,89 @@
+"""dhcp-disabled: static addressing with DHCP blocked, then the host's WireServer moves.
+
+FACTS.md §1 cause 4e: with DHCP disabled the agent gets no host/fabric address from
+option 245. What the real agent does (WALinuxAgent 2.7, ``ProtocolUtil`` and
+``DhcpHandler``): at every start the daemon forgets its cached endpoint
+(``/var/lib/waagent/WireServerEndpoint``) and looks again — a host route to
+168.63.129.16, else the newest unexpired lease in ``/var/lib/dhcp/dhclient.*.leases``
+carrying ``option unknown-245``, else *its own DHCP request*. So turning DHCP off in the
+guest is harmless until two more things hold, and this fault makes all three real:
+
+1. guest (its administrator's doing): ``iface eth0 inet static`` with the address Azure
+   gave it, the DHCP client stopped (SIGTERM: the address and the old lease stay, as
+   after a reboot into the static config), and a hardened firewall that drops DHCP —
+   outbound to UDP 67 and inbound to UDP 68. The outbound rule is what stops the agent's
+   own request (it opens inbound UDP 68 for itself, never outbound 67);
+2. platform: the VM is redeployed to a host whose WireServer has another address
+   (:mod:`lab.platform.redeploy` via ``POST /control/v1/vms/<vm>/redeploy``): the old
+   address stops answering, DHCP would now say the new one in option 245;
+3. the redeploy restarts the VM, so its agent starts over: the stale lease names the
+   old address, which is gone; its DHCP request cannot leave the VM; it finds no
+   WireServer, reports nothing, and the platform marks it Not Ready.
+
+The fault returns once the platform shows the agent Not Ready. The guest stays up
+(a container reboot would also re-run ifupdown, which the lab does not need): the
+redeploy's reboot is the agent service restarting, which is all the agent sees of it.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from lab.faults import register
+from lab.faults.base import FaultError, FaultTarget
+from lab.faults.stale_agent import wait_for_agent_status
+from lab.platform.redeploy import new_host_address
+from lab.platform.roster import CONTROL_PORT
+
+FIREWALL_COMMENT = "static addressing: no DHCP"
+
+_STATIC_WITHOUT_DHCP = f"""
+set -e
+cidr=$(ip -4 -o addr show dev eth0 | awk '{{print $4; exit}}')
+gateway=$(ip -4 route show default | awk '{{print $3; exit}}')
+test -n "$cidr"
+cat > /etc/network/interfaces.d/eth0 <<EOF
+# Static addressing: the address the VM got at deployment, set by hand.
+auto eth0
+iface eth0 inet static
+    address $cidr
+${{gateway:+    gateway $gateway}}
+EOF
+for pid in $(pidof dhclient); do kill -TERM "$pid"; done
+for i in $(seq 1 50); do pidof dhclient >/dev/null || break; sleep 0.1; done
+! pidof dhclient >/dev/null
+iptables -A OUTPUT -p udp --dport 67 -m comment --comment "{FIREWALL_COMMENT}" -j DROP
+iptables -A INPUT -p udp --dport 68 -m comment --comment "{FIREWALL_COMMENT}" -j DROP
+ip -4 -o addr show dev eth0 | grep -q " $cidr "
+"""
+
+
+def redeploy(target: FaultTarget, wireserver_ip: str) -> dict[str, str]:
+    """Ask the lab's platform to move the VM to a host answering at ``wireserver_ip``."""
+    url = f"http://{target.roster.fabric_ip}:{CONTROL_PORT}/control/v1/vms/{target.vm}/redeploy"
+    try:
+        response = requests.post(url, json={"wireserver_ip": wireserver_ip}, timeout=15)
+    except requests.RequestException as exc:
+        raise FaultError(f"{target.vm}: redeploy request failed: {exc}") from exc
+    if response.status_code != 200:
+        raise FaultError(f"{target.vm}: redeploy refused ({response.status_code}): {response.text}")
+    answer: dict[str, str] = response.json()
+    return answer
+
+
+class DhcpDisabled:
+    id = "dhcp-disabled"
+    summary = (
+        "static addressing, DHCP client stopped and DHCP dropped by the guest firewall; "
+        "then a redeploy moves the host's WireServer and restarts the agent"
+    )
+
+    def inject(self, target: FaultTarget) -> None:
+        address = str(target.params.get("wireserver_ip") or new_host_address(target.roster.subnet))
+        target.run(_STATIC_WITHOUT_DHCP)
+        redeploy(target, address)
+        target.run("systemctl restart walinuxagent")
+        wait_for_agent_status(target, "Not Ready")
+
+
+register(DhcpDisabled())
