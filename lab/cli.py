@@ -24,6 +24,8 @@ from lab.provision import backups, engine, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.spec import DEFAULT_LAB, lab_spec
+from lab.runner import provision_scenario
+from lab.scenario import load_scenario
 
 console = Console(stderr=True)
 
@@ -89,8 +91,30 @@ def setup() -> None:
     metavar="NAME[:agent=VERSION]",
     help=f"A guest VM (repeatable; agents: {', '.join(images.AGENT_FLAVORS)}).",
 )
-def up(lab_name: str, vms: tuple[str, ...]) -> None:
-    """Bring up a lab and wait until every guest agent is Ready."""
+@click.option(
+    "--scenario",
+    "scenario_id",
+    default=None,
+    metavar="ID",
+    help="Provision a scenario and inject its fault, then leave the lab to you.",
+)
+def up(lab_name: str, vms: tuple[str, ...], scenario_id: str | None) -> None:
+    """Bring up a lab and wait until every guest agent is Ready.
+
+    With --scenario the lab is the scenario's, broken the way it describes (a drill:
+    the cause is not printed); work in it, then `snaplab down`.
+    """
+    if scenario_id is not None:
+        if vms:
+            raise click.UsageError("give --scenario or --vm, not both")
+        scenario = load_scenario(scenario_id)
+        lab_spec(lab_name, ())  # validates the lab name before Docker is touched
+        with _progress(f"bringing up lab {lab_name}") as report:
+            client = engine.ensure_engine(report)
+            engine.raise_inotify_limit()
+            provision_scenario(client, scenario, lab_name, report)
+        _print_status(labs.status(client, lab_name))
+        return
     spec = lab_spec(lab_name, vms)
     with _progress(f"bringing up lab {spec.name}") as report:
         client = engine.ensure_engine(report)

@@ -23,6 +23,9 @@ def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
         (["up", "--lab", "Bad Name"], "--lab 'Bad Name': lab name must be"),
         (["down", "somelab", "--all"], "give a LAB or --all, not both"),
         (["up", "--bogus"], "--bogus"),
+        (["up", "--scenario", "no-such-scenario"], "unknown scenario 'no-such-scenario'"),
+        (["up", "--scenario", "agent-stopped", "--vm", "vm1"], "give --scenario or --vm"),
+        (["up", "--scenario", "agent-stopped", "--lab", "Bad"], "--lab 'Bad'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args: list[str], fragment: str) -> None:
