@@ -20,6 +20,7 @@ from lab.cli_diagnose import diagnose
 from lab.cli_nsg import nsg
 from lab.cli_run import inject, run
 from lab.errors import SnaplabError
+from lab.extension.protocol import HANDLER_NAME
 from lab.provision import backups, engine, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
@@ -235,6 +236,98 @@ def restore_points(vm: str, lab_name: str | None, as_json: bool) -> None:
         for point in points:
             disks = ", ".join(f"{d['name']}@{d['snapshot']}" for d in point["disks"])
             click.echo(f"{point['id']}  {point['created_at']}  job {point['job_id']}  {disks}")
+
+
+@cli.group()
+def policy() -> None:
+    """Backup policies: when each VM's scheduled backups start (the lab's Azure clock)."""
+
+
+@policy.command("list")
+@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def policy_list(lab_name: str | None, as_json: bool) -> None:
+    """Show the Azure clock and every policy with its run time, next run and VMs."""
+    client = engine.connect()
+    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
+    view = FabricClient(roster.fabric_ip).policies()
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    click.echo(
+        f"Azure clock {view['azure_now']} (x{view['time_scale']:g}); "
+        f"the host takes {view['host_snapshot_slots']} snapshots at a time"
+    )
+    for item in view["policies"]:
+        click.echo("  " + backups.policy_line(item))
+
+
+@policy.command("set")
+@click.argument("name")
+@click.option(
+    "--time",
+    "time_spec",
+    required=True,
+    metavar="HH:MM|+15m|+2h",
+    help="Daily run time (UTC, Azure clock), or an offset from the Azure clock now.",
+)
+@click.option(
+    "--vm", "vms", multiple=True, metavar="VM", help="Put this VM on the policy (repeatable)."
+)
+@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+def policy_set(name: str, time_spec: str, vms: tuple[str, ...], lab_name: str | None) -> None:
+    """Create or change policy NAME, and move VMs onto it."""
+    client = engine.connect()
+    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
+    click.echo(backups.policy_line(backups.set_policy(roster, name, time_spec, vms)))
+
+
+@policy.command("wait")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+@click.option("--timeout", type=float, default=None, help="Lab seconds to wait at most.")
+def policy_wait(names: tuple[str, ...], lab_name: str | None, timeout: float | None) -> None:
+    """Wait for each policy's next scheduled run to end; exit 1 if any job failed."""
+    client = engine.connect()
+    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
+    jobs = backups.wait_for_policy_runs(roster, names, click.echo, timeout)
+    for job in jobs:
+        click.echo(f"{job['policy']}: " + backups.summary(job))
+    if any(job["status"] == "Failed" for job in jobs):
+        sys.exit(1)
+
+
+@cli.group()
+def extension() -> None:
+    """The VMSnapshot extension versions the platform offers."""
+
+
+@extension.command("versions")
+@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def extension_versions(lab_name: str | None, as_json: bool) -> None:
+    """List the versions in the extension's manifest and whether each package is whole."""
+    client = engine.connect()
+    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
+    versions = FabricClient(roster.fabric_ip).extension_versions(HANDLER_NAME)
+    if as_json:
+        click.echo(json.dumps({"handler": HANDLER_NAME, "versions": versions}, indent=2))
+        return
+    for item in versions:
+        click.echo(
+            f"{HANDLER_NAME} {item['version']:<10} package {item['package']:<8} {item['url']}"
+        )
+
+
+@extension.command("withdraw")
+@click.argument("version")
+@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+def extension_withdraw(version: str, lab_name: str | None) -> None:
+    """Stop offering VERSION (the publisher's rollback of a bad package)."""
+    client = engine.connect()
+    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
+    gone = FabricClient(roster.fabric_ip).withdraw_version(HANDLER_NAME, version)
+    click.echo(f"withdrew {HANDLER_NAME} {gone['version']} ({gone['package']} package)")
 
 
 def _print_status(result: dict[str, Any]) -> None:

@@ -622,7 +622,7 @@ class DockerDrivers:
     def backup(
         self, roster: Roster, vm: str, deadline_seconds: float, cancel: threading.Event
     ) -> dict[str, Any]:
-        job = backups.start(roster, vm)
+        job = backups.current_or_start(roster, vm)
         fabric = FabricClient(roster.fabric_ip)
         deadline = time.monotonic() + deadline_seconds
         while job["status"] not in backups.TERMINAL:

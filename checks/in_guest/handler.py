@@ -146,6 +146,7 @@ def handler_files(host: GuestHost, facts: GuestFacts) -> CheckResult:
     commands = _manifest_commands(read_file(host, f"{base}/HandlerManifest.json"), problems)
     for script in sorted({c.split()[0] for c in commands if c.split()}):
         problems.extend(_script_problems(host, base, script, version))
+    problems.extend(_package_differences(host, base, version))
     env = read_file(host, f"{base}/HandlerEnvironment.json")
     if env is None or _json(env) is None:
         problems.append("HandlerEnvironment.json missing or not JSON")
@@ -273,19 +274,38 @@ def _script_problems(host: GuestHost, base: str, script: str, version: str) -> l
             if syntax.rc != 0:
                 first = syntax.stdout.strip().splitlines()[:1] or ["syntax error"]
                 problems.append(f"{script} fails {interpreter} -n: {first[0]}")
+    return problems
+
+
+# Compares every file of the package the agent kept with what is installed; prints the
+# names that differ or are missing (the HandlerManifest.json copy at the root is the agent's).
+_COMPARE_PACKAGE = (
+    "import hashlib,os,sys,zipfile\n"
+    "z=zipfile.ZipFile(sys.argv[1])\n"
+    "for n in z.namelist():\n"
+    "    if n.endswith('/'): continue\n"
+    "    p=os.path.join(sys.argv[2],n)\n"
+    "    if not os.path.isfile(p): print('missing',n); continue\n"
+    "    if hashlib.sha256(open(p,'rb').read()).digest()!=hashlib.sha256(z.read(n)).digest():\n"
+    "        print('differs',n)\n"
+)
+
+
+def _package_differences(host: GuestHost, base: str, version: str) -> list[str]:
+    """Files of the installed handler that are not what the agent unpacked."""
     package = f"{LIB}/{HANDLER}__{version}.zip"
     compare = host.run(
-        f"test -f {quote(package)} && python3 -c "
-        + quote(
-            "import hashlib,sys,zipfile;"
-            "print(hashlib.sha256(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2])).hexdigest())"
-        )
-        + f" {quote(package)} {quote(script)} && sha256sum {quote(path)}"
+        f"test -f {quote(package)} && python3 -c {quote(_COMPARE_PACKAGE)} "
+        f"{quote(package)} {quote(base)}"
     )
-    sums = compare.stdout.split()
-    if compare.rc == 0 and len(sums) >= 2 and sums[0] != sums[1]:
-        problems.append(f"{script} differs from the package the agent unpacked ({package})")
-    return problems
+    if compare.rc != 0:
+        return []
+    found = [line.split(" ", 1) for line in compare.stdout.splitlines() if " " in line]
+    if not found:
+        return []
+    names = ", ".join(f"{name} ({how})" for how, name in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return [f"handler differs from the package the agent unpacked ({package}): {names}{more}"]
 
 
 def _download_failures(host: GuestHost, version: str) -> list[str]:

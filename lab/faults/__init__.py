@@ -1,11 +1,19 @@
-"""Failure mechanisms, one module each, registered by id in :data:`FAULTS`."""
+"""Failure mechanisms, one module each (``lab/faults/<id with _>.py``), registered by id.
+
+A fault is looked up by importing only its own module, so a broken module never takes
+down the others.
+"""
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 from lab.errors import BadInput
 from lab.faults.base import Fault, FaultError, FaultTarget
 
 FAULTS: dict[str, Fault] = {}
+_NOT_FAULTS = ("base",)
 
 
 def register(fault: Fault) -> Fault:
@@ -13,23 +21,32 @@ def register(fault: Fault) -> Fault:
     return fault
 
 
+def known_fault_ids() -> list[str]:
+    """Fault ids by module name (without importing them) and any registered already."""
+    modules = {
+        m.name.replace("_", "-")
+        for m in pkgutil.iter_modules(__path__)
+        if m.name not in _NOT_FAULTS
+    }
+    return sorted(modules | set(FAULTS))
+
+
 def fault_by_id(fault_id: str) -> Fault:
-    _load_all()
+    if fault_id not in FAULTS and fault_id in known_fault_ids():
+        importlib.import_module(f"{__name__}.{fault_id.replace('-', '_')}")
     try:
         return FAULTS[fault_id]
     except KeyError:
-        known = ", ".join(sorted(FAULTS)) or "none"
+        known = ", ".join(known_fault_ids()) or "none"
         raise BadInput(f"unknown fault {fault_id!r} (known: {known})") from None
 
 
-def _load_all() -> None:
-    """Import every fault module so it registers itself."""
-    import importlib
-    import pkgutil
-
-    for module in pkgutil.iter_modules(__path__):
-        if module.name not in ("base",):
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-__all__ = ["FAULTS", "Fault", "FaultError", "FaultTarget", "fault_by_id", "register"]
+__all__ = [
+    "FAULTS",
+    "Fault",
+    "FaultError",
+    "FaultTarget",
+    "fault_by_id",
+    "known_fault_ids",
+    "register",
+]

@@ -31,9 +31,11 @@ from lab.platform.timescale import AzureDuration
 # The twin logs under one name, whichever of its modules speaks.
 _log = logging.getLogger("lab.platform.armtwin")
 
-# CRP gives an extension operation 90 minutes. Floor: a couple of the agent's goal-state
-# polls plus disable+uninstall, so a healthy agent always makes it in the lab.
-EXTENSION_OPERATION_TIMEOUT = AzureDuration(timedelta(minutes=90), floor_seconds=120.0)
+# CRP gives an extension operation 90 minutes. Floor: what an agent may spend before it
+# even looks at the new goal state, plus a couple of its polls and disable+uninstall. The
+# longest such stretch in the lab is 2.7.3's failed package download: two rounds a
+# minute apart (an unscaled time.sleep(60) in the agent), about 130 s from its start.
+EXTENSION_OPERATION_TIMEOUT = AzureDuration(timedelta(minutes=90), floor_seconds=180.0)
 
 
 def split_handler(handler: str) -> tuple[str, str]:

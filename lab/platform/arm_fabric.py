@@ -1,10 +1,14 @@
-"""The ARM twin's side of the fabric: what the guest agents last reported, and the one
-change the twin asks of the goal state (uninstalling an extension).
+"""The ARM twin's side of the fabric: what the guest agents last reported, what the
+platform did to each VM (its power state), and the two changes the twin asks of the
+fabric (uninstalling an extension, recording a new power state).
 
 The twin reports what is observed, never configured, so the agent, OS and extension
 statuses it shows come from the fabric's control API (``/control/v1``), i.e. what the
-real agent last reported to our WireServer. Deleting an extension is the only write:
-the fabric puts the handler in state ``uninstall`` and the real agent does the rest.
+real agent last reported to our WireServer. The power state is the platform's own: the
+fabric keeps what the platform last did (the twin's power operations write it), so a
+VM whose OS shut itself down still shows ``running``, as on Azure. Deleting an
+extension is the other write: the fabric puts the handler in state ``uninstall`` and
+the real agent does the rest.
 :class:`FabricClient` is the seam that keeps the twin testable without a lab;
 :class:`HttpFabricClient` is the real one.
 
@@ -68,6 +72,7 @@ class FabricVm:
     agent: AgentReport
     os: OsReport | None = None
     extensions: tuple[ExtensionReport, ...] = ()
+    power_state: str | None = None  # the platform's: "running" or "stopped"
 
 
 class FabricClient(Protocol):
@@ -85,6 +90,11 @@ class FabricClient(Protocol):
         """Set ``handler`` to ``uninstall`` in ``vm``'s goal state; returns the new
         incarnation, or None when the goal state has no such handler. Raises
         :class:`FabricError` when the fabric does not answer sensibly."""
+        ...
+
+    def set_power_state(self, vm: str, state: str) -> None:
+        """Record the platform's power state of ``vm`` (``running`` or ``stopped``).
+        Raises :class:`FabricError` when the fabric does not take it."""
         ...
 
 
@@ -131,13 +141,21 @@ class HttpFabricClient:
             raise FabricError("the fabric's uninstall answer has no incarnation")
         return str(incarnation)
 
+    def set_power_state(self, vm: str, state: str) -> None:
+        body = json.dumps({"power_state": state}).encode()
+        if self._request("PUT", f"/control/v1/vms/{quote(vm, safe='')}/power", body) is None:
+            raise FabricError(f"the fabric has no VM {vm!r} to set the power state of")
+
     def _get(self, path: str) -> str | None:
         return self._request("GET", path)
 
-    def _request(self, method: str, path: str) -> str | None:
+    def _request(self, method: str, path: str, payload: bytes | None = None) -> str | None:
         """The body of a 2xx answer, None for a 404; anything else is a FabricError."""
         url = self._base + path
-        request = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+        data = payload if payload is not None else (b"" if method == "POST" else None)
+        request = urllib.request.Request(url, data=data, method=method)
+        if payload is not None:
+            request.add_header("Content-Type", "application/json")
         try:
             with self._opener.open(request, timeout=self._timeout) as response:
                 body: bytes = response.read()
@@ -179,6 +197,7 @@ def parse_fabric_vm(raw: object) -> FabricVm:
         ),
         os=None if os_doc is None else _parse_os(os_doc),
         extensions=tuple(e for e in map(_parse_extension, extensions) if e is not None),
+        power_state=_text(doc, "power_state"),
     )
 
 

@@ -1,7 +1,10 @@
 """The ARM twin's power side: VM power states and actions, and Docker carrying them out.
 
-The twin takes a VM's power state from its guest container's Docker state, and power
-operations (power off / start / restart) stop, start or restart that container.
+Power operations (power off / start / restart) stop, start or restart the guest's
+container, as the host stops or boots a VM. The power state the twin *shows* is not
+read from Docker: it is the platform's own (kept by the fabric, written by the twin
+once an operation is done), because Azure's ``PowerState`` is what the platform did
+to the VM, not what its OS did: an OS shut down from inside still shows ``running``.
 :class:`PowerBackend` is the seam that keeps the twin testable without a lab;
 :class:`DockerPower` is the real one.
 
@@ -51,29 +54,24 @@ class PowerAction(Enum):
         """What the instance view shows while this operation runs."""
         return PowerState.STOPPING if self is PowerAction.POWER_OFF else PowerState.STARTING
 
+    @property
+    def outcome(self) -> PowerState:
+        """The platform's power state once the operation is done."""
+        return PowerState.STOPPED if self is PowerAction.POWER_OFF else PowerState.RUNNING
+
+
+def platform_power_state(value: str | None) -> PowerState:
+    """The fabric's power state (``running``/``stopped``) as a :class:`PowerState`."""
+    settled = (PowerState.RUNNING, PowerState.STOPPED)
+    return next((s for s in settled if s.value == value), PowerState.UNKNOWN)
+
 
 class PowerBackend(Protocol):
-    """Observes and changes a guest container's power state."""
-
-    def state(self, container: str) -> PowerState:
-        """The container's state now; UNKNOWN when it cannot be observed."""
-        ...
+    """Changes a guest container's power state."""
 
     def act(self, container: str, action: PowerAction) -> None:
         """Carry out ``action`` and return when done; raises :class:`PowerError`."""
         ...
-
-
-# A paused container is frozen but still "on"; Azure has no paused state.
-_DOCKER_POWER = {
-    "running": PowerState.RUNNING,
-    "paused": PowerState.RUNNING,
-    "restarting": PowerState.STARTING,
-    "removing": PowerState.STOPPING,
-    "created": PowerState.STOPPED,
-    "exited": PowerState.STOPPED,
-    "dead": PowerState.STOPPED,
-}
 
 
 class DockerPower:
@@ -91,14 +89,6 @@ class DockerPower:
         self._client_factory = client_factory or _docker_from_env
         self._client: Any = None
         self._lock = threading.Lock()
-
-    def state(self, container: str) -> PowerState:
-        try:
-            status = str(self._container(container).status)
-        except Exception as exc:  # docker-py raises its own and requests' errors
-            _log.warning("cannot read the state of container %s: %s", container, exc)
-            return PowerState.UNKNOWN
-        return _DOCKER_POWER.get(status, PowerState.UNKNOWN)
 
     def act(self, container: str, action: PowerAction) -> None:
         try:

@@ -5,8 +5,11 @@ against real Azure (VM get, instance view, power off / start / restart, list / g
 delete its extensions), so the twin answers those calls with ARM's URLs, JSON shapes,
 error bodies and long-running operation protocol. What it reports is observed, never
 configured: the guest agent's status, OS and extension statuses come from the fabric's
-control API (what the real agent last reported to our WireServer), and the power state
-from the guest container's Docker state.
+control API (what the real agent last reported to our WireServer), and so does the power
+state, which is the platform's own record of what it did to the VM (a power operation
+of the twin stops or starts the guest's container, then records the outcome in the
+fabric), never the container's state: as on Azure, a VM whose OS shut down from inside
+still shows ``PowerState/running``.
 
 This module is the WSGI app and its routing; the rest of the twin lives beside it:
 
@@ -84,10 +87,11 @@ from lab.platform.arm_operations import (
     ExtensionDelete,
     Operation,
     OperationConflict,
+    OperationError,
     OperationStore,
     run_in_background,
 )
-from lab.platform.arm_power import PowerAction, PowerBackend
+from lab.platform.arm_power import PowerAction, PowerBackend, platform_power_state
 from lab.platform.roster import GuestEntry, Roster
 
 if TYPE_CHECKING:
@@ -248,8 +252,19 @@ class ArmTwin:
         guest = _guest(roster, args["vm"])
         action = PowerAction(args["act"])
         op = self._begin(guest, action)
-        run_in_background(self.operations, op, partial(self._power.act, guest.container, action))
+        run_in_background(self.operations, op, partial(self._power_work, guest, action))
         return self._accepted(request, roster, op)
+
+    def _power_work(self, guest: GuestEntry, action: PowerAction) -> None:
+        """Stop, start or restart the guest, then record the platform's new power state."""
+        self._power.act(guest.container, action)
+        try:
+            self._fabric.set_power_state(guest.name, action.outcome.value)
+        except FabricError as exc:
+            raise OperationError(
+                f"The VM was {action.outcome.value} but the lab fabric did not record it: {exc}",
+                "BadGateway",
+            ) from exc
 
     def _extensions(self, request: Request, args: dict[str, str]) -> Response:
         roster = self._scope(args)
@@ -356,11 +371,11 @@ class ArmTwin:
 
     def _instance_view_document(self, guest: GuestEntry) -> JsonObject:
         running = self.operations.running(guest.name)
+        report = self._fabric.vm(guest.name)
         if running is not None and isinstance(running.action, PowerAction):
             power = running.action.transition
         else:
-            power = self._power.state(guest.container)
-        report = self._fabric.vm(guest.name)
+            power = platform_power_state(report.power_state if report else None)
         return instance_view_document(report, power, running is not None, datetime.now(UTC))
 
     def _subscription(self, sub: str) -> Roster:

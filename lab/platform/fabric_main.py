@@ -46,7 +46,7 @@ from lab.platform.backup.service import BackupService
 from lab.platform.backup.store import DEFAULT_DB_PATH, BackupStore
 from lab.platform.control import ControlApp
 from lab.platform.dhcp import DEFAULT_LEASE_FILE, dnsmasq_argv
-from lab.platform.guest_state import Fabric
+from lab.platform.guest_state import DEFAULT_POWER_FILE, Fabric
 from lab.platform.hostplugin import HostPluginApp
 from lab.platform.package_mirror import MIRROR_HOST, MIRROR_PORT, MIRROR_ROOT, MirrorApp
 from lab.platform.proxy import DEFAULT_CONF as PROXY_CONF
@@ -304,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_dir)
     roster = Roster.load(args.roster)
-    fabric = Fabric(roster, cert_dir=args.cert_dir)
+    fabric = Fabric(roster, cert_dir=args.cert_dir, power_file=DEFAULT_POWER_FILE)
     for url in publish_extension_packages(fabric, args.artifacts):
         log.info("serving extension manifest %s", url)
 

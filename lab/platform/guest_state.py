@@ -8,10 +8,18 @@ source address of a request, which is how Azure's WireServer tells VMs apart too
 
 What Azure would show of a VM in the instance view is derived from that state by
 :mod:`lab.platform.instance_view`.
+
+The fabric also keeps each VM's *platform* power state (:class:`PowerStates`): what the
+platform last did to the VM (started it when the lab came up; stopped, started or
+restarted it through ARM). As on Azure, it is not what the guest OS did: a VM whose OS
+was shut down from inside still shows ``running`` until the platform stops it.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +37,8 @@ from lab.platform.page_blob import PageBlob
 from lab.platform.roster import GuestEntry, Roster
 from lab.platform.status_report import StatusFormatError, StatusReport, parse_vm_status
 from lab.platform.timescale import AGENT_STATUS_STALE_AFTER
+
+log = logging.getLogger(__name__)
 
 # Names under which statuses arrive; kept on each report for diagnosis.
 CHANNEL_HOSTPLUGIN = "hostplugin"
@@ -201,6 +211,74 @@ class GuestState:
         )
 
 
+# Where the fabric keeps the power states (its data volume survives a restart).
+DEFAULT_POWER_FILE = Path("/var/lib/snaplab/power.json")
+
+POWER_RUNNING = "running"
+POWER_STOPPED = "stopped"
+# The states the platform settles in; "starting" and "stopping" only exist while an
+# ARM operation runs, and the ARM twin shows those from its own operations.
+POWER_STATES = (POWER_RUNNING, POWER_STOPPED)
+
+
+class PowerStates:
+    """The platform power state of each VM, optionally kept in a JSON file.
+
+    Every VM starts ``running`` (``up`` allocates and starts it). A file, when given,
+    keeps the states across fabric restarts, so a VM stopped through ARM is still
+    stopped after one; it is written whole and replaced atomically, and an unreadable
+    file is logged and ignored (a lost power state must not stop the fabric).
+    """
+
+    def __init__(self, names: Iterable[str], path: Path | None = None) -> None:
+        self._lock = threading.Lock()
+        self._path = path
+        self._states = dict.fromkeys(names, POWER_RUNNING)
+        for name, state in self._load().items():
+            if name in self._states:
+                self._states[name] = state
+
+    def _load(self) -> dict[str, str]:
+        if self._path is None or not self._path.exists():
+            return {}
+        try:
+            raw = json.loads(self._path.read_text())
+        except (OSError, ValueError) as exc:
+            log.error("ignoring unreadable power states in %s: %s", self._path, exc)
+            return {}
+        if not isinstance(raw, dict):
+            log.error("ignoring power states in %s: not a JSON object", self._path)
+            return {}
+        return {str(k): v for k, v in raw.items() if v in POWER_STATES}
+
+    def get(self, name: str) -> str | None:
+        with self._lock:
+            return self._states.get(name)
+
+    def set(self, name: str, state: str) -> str:
+        """Record the platform's power state of a VM; returns it."""
+        if state not in POWER_STATES:
+            raise ValueError(f"power state must be one of {', '.join(POWER_STATES)}, got {state!r}")
+        with self._lock:
+            if name not in self._states:
+                raise KeyError(f"no VM named {name!r}")
+            self._states[name] = state
+            snapshot = dict(self._states)
+        self._save(snapshot)
+        return state
+
+    def _save(self, states: dict[str, str]) -> None:
+        if self._path is None:
+            return
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_name(f".{self._path.name}.tmp")
+            tmp.write_text(json.dumps(states, indent=2, sort_keys=True))
+            os.replace(tmp, self._path)
+        except OSError as exc:
+            log.error("cannot keep power states in %s: %s", self._path, exc)
+
+
 GA_FAMILIES = ("Prod", "Test")
 
 
@@ -211,6 +289,7 @@ class Fabric:
 
     ``cert_dir`` keeps the tenant certificates across fabric restarts (a VM keeps its
     thumbprint, as on Azure); without it they live in memory and are made on first use.
+    ``power_file`` likewise keeps the platform power states (see :class:`PowerStates`).
     """
 
     def __init__(
@@ -220,6 +299,7 @@ class Fabric:
         clock: Clock | None = None,
         stale_after_seconds: float | None = None,
         cert_dir: Path | None = None,
+        power_file: Path | None = None,
     ) -> None:
         self.roster = roster
         self.clock: Clock = clock or SystemClock()
@@ -239,6 +319,7 @@ class Fabric:
             g.name: GuestState(roster.lab, g, self.clock, stale_after) for g in roster.guests
         }
         self._by_ip = {g.ip: self._guests[g.name] for g in roster.guests}
+        self.power = PowerStates(self._guests, power_file)
 
     def guest(self, name: str) -> GuestState | None:
         return self._guests.get(name)

@@ -64,3 +64,13 @@ SNAPSHOT_SUBTASK_TIMEOUT = AzureDuration(timedelta(minutes=95), floor_seconds=20
 # vault transfer). It must outlive the extension's own 140-minute "too late" rule so an
 # on-time snapshot never fails on an expired SAS; floor: a slow snapshot plus transfer.
 BACKUP_SAS_EXPIRY = AzureDuration(timedelta(minutes=150), floor_seconds=60.0)
+
+# The host's own work for one VM snapshot once the snapshot is taken (registering the
+# instant restore point of the VM's disks), done while the VM holds one of the host's
+# snapshot slots (at most 4 at a time, see lab.platform.backup.slots). Microsoft
+# publishes no number; Take Snapshot sub-tasks of small VMs commonly last tens of
+# minutes. 25 Azure minutes keeps a healthy lab job well inside the sub-task timeout
+# (the agent's round trip, ~3-13 lab seconds, plus 6.25 s at 240) while a VM queued
+# behind four others (twice that) runs past it, as on a host asked for too many
+# snapshots at once. No floor: it observes no guest cycle.
+HOST_SNAPSHOT_WORK = AzureDuration(timedelta(minutes=25))

@@ -14,7 +14,8 @@ TIMEOUT = 5.0
 
 
 class FabricClient:
-    """The host side of ``lab.platform.control``: VM agent views and goal-state pokes."""
+    """The host side of ``lab.platform.control``: VM agent views and goal-state pokes,
+    the platform's power states, backup policies and the extension versions it offers."""
 
     def __init__(self, fabric_ip: str, port: int = CONTROL_PORT) -> None:
         self.base_url = f"http://{fabric_ip}:{port}/control/v1"
@@ -44,6 +45,39 @@ class FabricClient:
     def restore_points(self, vm: str) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self._get(f"/vms/{vm}/restore-points")["restore_points"])
 
+    # ------------------------------------------------------------------ power
+
+    def power_state(self, vm: str) -> str:
+        """The platform's power state of a VM (not its container's)."""
+        return str(self._get(f"/vms/{vm}/power")["power_state"])
+
+    # ------------------------------------------------------------------ policies
+
+    def policies(self) -> dict[str, Any]:
+        """``{"azure_now", "time_scale", "host_snapshot_slots", "policies": [...]}``."""
+        return self._get("/policies")
+
+    def set_policy(self, name: str, run_time: str) -> dict[str, Any]:
+        return self._send("PUT", f"/policies/{name}", {"schedule_run_time": run_time})
+
+    def protect(self, vm: str, policy: str) -> dict[str, Any]:
+        return self._send("PUT", f"/vms/{vm}/policy", {"policy": policy})
+
+    def unprotect(self, vm: str) -> dict[str, Any]:
+        return self._send("DELETE", f"/vms/{vm}/policy")
+
+    # ------------------------------------------------------------------ extension versions
+
+    def extension_versions(self, handler: str) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], self._get(f"/extensions/{handler}/versions")["versions"])
+
+    def publish_broken_version(self, handler: str, version: str, package: str) -> dict[str, Any]:
+        body = {"version": version, "package": package}
+        return self._send("POST", f"/extensions/{handler}/versions", body)
+
+    def withdraw_version(self, handler: str, version: str) -> dict[str, Any]:
+        return self._send("DELETE", f"/extensions/{handler}/versions/{version}")
+
     def answers(self) -> bool:
         try:
             self._get("/roster")
@@ -54,11 +88,21 @@ class FabricClient:
     def _get(self, path: str) -> dict[str, Any]:
         return self._send("GET", path)
 
-    def _send(self, method: str, path: str) -> dict[str, Any]:
+    def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         url = self.base_url + path
         try:
-            response = requests.request(method, url, timeout=TIMEOUT)
-            response.raise_for_status()
+            response = requests.request(method, url, json=body, timeout=TIMEOUT)
+            if response.status_code >= 400:
+                raise PlatformError(f"fabric control API {method} {url}: {_reason(response)}")
             return cast(dict[str, Any], response.json())
         except (requests.RequestException, ValueError) as exc:
             raise PlatformError(f"fabric control API {url}: {exc}") from exc
+
+
+def _reason(response: requests.Response) -> str:
+    """The control API's ``{"error": ...}`` text, or the HTTP status."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        error = None
+    return f"HTTP {response.status_code}: {error or response.reason}"

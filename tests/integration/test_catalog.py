@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 PREFIX = f"ct{os.getpid() % 100000}"
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
-PARALLEL = os.environ.get("SNAPLAB_CATALOG_PARALLEL", "2")
+PARALLEL = os.environ.get("SNAPLAB_CATALOG_PARALLEL", "1")
 
 
 @pytest.fixture(scope="module")

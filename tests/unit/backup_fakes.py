@@ -61,6 +61,10 @@ class FakeStorage:
     def snapshot_exists(self, disk: Disk, snapshot: str) -> bool:
         return snapshot in self.snapshots.get(disk.name, [])
 
+    def snapshot_disk(self, disk: Disk) -> str:
+        """The host's own snapshot of a stopped VM's disk."""
+        return self.take_snapshot(disk.name)
+
     def transfer_to_vault(
         self, disk: Disk, snapshot: str, vault_blob: str, expiry: datetime
     ) -> None:
@@ -112,6 +116,7 @@ class FakeAgent:
     pushes: list[Push] = field(default_factory=list)
     reports: dict[str, HandlerReport] = field(default_factory=dict)
     goal_state_seq: dict[str, int] = field(default_factory=dict)
+    power: dict[str, str] = field(default_factory=dict)  # the platform's; default running
 
     def agent_ready(self, vm: str) -> bool:
         return self.ready
@@ -136,6 +141,9 @@ class FakeAgent:
 
     def handler_report(self, vm: str) -> HandlerReport | None:
         return self.reports.get(vm)
+
+    def power_state(self, vm: str) -> str:
+        return self.power.get(vm, "running")
 
     def report(self, push: Push, result: SnapshotResult) -> None:
         document = status_with_result(result, push.seq_no, self.clock.now())

@@ -47,7 +47,7 @@ from lab.platform.arm_fabric import (
     OsReport,
     parse_fabric_vm,
 )
-from lab.platform.arm_power import DockerPower, PowerAction, PowerError, PowerState
+from lab.platform.arm_power import DockerPower, PowerAction, PowerError
 from lab.platform.armtwin import ArmTwin
 from lab.platform.armtwin_main import ConfigError, TwinConfig, build_server, tls_context
 from lab.platform.roster import GuestEntry, Roster
@@ -136,6 +136,11 @@ class FakeFabric:
     agent_stuck: bool = False
     not_in_goal_state: set[str] = field(default_factory=set)
     uninstalls: list[tuple[str, str]] = field(default_factory=list)
+    # The platform's power state, as the fabric keeps it ("up" starts every VM).
+    power: dict[str, str] = field(
+        default_factory=lambda: {g.name: "running" for g in ROSTER.guests}
+    )
+    refuse_power: bool = False
 
     def roster(self) -> Roster:
         if self.down:
@@ -145,7 +150,13 @@ class FakeFabric:
     def vm(self, name: str) -> FabricVm | None:
         if self.down:
             raise FabricError("connection refused")
-        return self.vms.get(name)
+        report = self.vms.get(name)
+        return replace(report, power_state=self.power.get(name)) if report else None
+
+    def set_power_state(self, vm: str, state: str) -> None:
+        if self.down or self.refuse_power:
+            raise FabricError("connection refused")
+        self.power[vm] = state
 
     def uninstall_extension(self, vm: str, handler: str) -> str | None:
         if self.down:
@@ -162,17 +173,16 @@ class FakeFabric:
 
 @dataclass
 class FakePower:
-    """Containers as a dict of states; ``hold`` keeps operations running until set."""
+    """Containers as a dict of Docker states; ``hold`` keeps operations running until set.
 
-    states: dict[str, PowerState] = field(
-        default_factory=lambda: {g.container: PowerState.RUNNING for g in ROSTER.guests}
+    The twin never reads these: they only show what the host did to each guest."""
+
+    containers: dict[str, str] = field(
+        default_factory=lambda: {g.container: "running" for g in ROSTER.guests}
     )
     calls: list[tuple[str, PowerAction]] = field(default_factory=list)
     hold: threading.Event | None = None
     fail: bool = False
-
-    def state(self, container: str) -> PowerState:
-        return self.states.get(container, PowerState.UNKNOWN)
 
     def act(self, container: str, action: PowerAction) -> None:
         self.calls.append((container, action))
@@ -180,8 +190,7 @@ class FakePower:
             self.hold.wait(timeout=10)
         if self.fail:
             raise PowerError(f"docker could not {action.value} {container}: boom")
-        after = PowerState.STOPPED if action is PowerAction.POWER_OFF else PowerState.RUNNING
-        self.states[container] = after
+        self.containers[container] = "exited" if action is PowerAction.POWER_OFF else "running"
 
 
 @pytest.fixture
@@ -393,14 +402,33 @@ def test_agent_never_reported(client: Client) -> None:
     assert view["extensions"] == []
 
 
-def test_power_state_follows_the_container(client: Client, power: FakePower) -> None:
-    power.states["snaplab-unit-vm1"] = PowerState.STOPPED
+def test_power_state_is_the_platforms(client: Client, fabric: FakeFabric) -> None:
+    fabric.power["vm1"] = "stopped"
     view = _json(client.get(f"{VMS}/vm1/instanceView?{API}", headers=AUTH))
     assert view["statuses"][1] == {  # type: ignore[index]
         "code": "PowerState/stopped",
         "level": "Info",
         "displayStatus": "VM stopped",
     }
+
+
+def test_an_os_shut_down_from_inside_still_shows_running(
+    client: Client, fabric: FakeFabric, power: FakePower
+) -> None:
+    """The guest's container exited (``poweroff`` in the guest): the platform did not
+    stop the VM, so Azure would still show it running, with a stale agent."""
+    power.containers["snaplab-unit-vm2"] = "exited"
+    view = _json(client.get(f"{VMS}/vm2/instanceView?{API}", headers=AUTH))
+    assert view["statuses"][1]["code"] == "PowerState/running"  # type: ignore[index]
+    assert view["vmAgent"]["statuses"][0]["displayStatus"] == "Not Ready"  # type: ignore[index]
+
+
+def test_a_power_state_the_fabric_does_not_know_is_unknown(
+    client: Client, fabric: FakeFabric
+) -> None:
+    del fabric.power["vm1"]
+    view = _json(client.get(f"{VMS}/vm1/instanceView?{API}", headers=AUTH))
+    assert view["statuses"][1]["code"] == "PowerState/unknown"  # type: ignore[index]
 
 
 # --------------------------------------------------------------------------- operations
@@ -415,7 +443,9 @@ def _location_of(response: object) -> tuple[str, str]:
     return async_url[len(prefix) :], location[len(prefix) :]
 
 
-def test_power_off_is_a_long_running_operation(client: Client, power: FakePower) -> None:
+def test_power_off_is_a_long_running_operation(
+    client: Client, power: FakePower, fabric: FakeFabric
+) -> None:
     power.hold = threading.Event()
     response = client.post(f"{VMS}/vm1/powerOff?{API}", headers=AUTH)
     assert response.status_code == 202
@@ -439,9 +469,24 @@ def test_power_off_is_a_long_running_operation(client: Client, power: FakePower)
     assert {"name", "startTime", "endTime"} <= done.keys()
     assert client.get(location_path, headers=AUTH).status_code == 200
     assert power.calls == [("snaplab-unit-vm1", PowerAction.POWER_OFF)]
+    assert fabric.power["vm1"] == "stopped"
 
 
-def test_failed_operation_reports_failed(client: Client, power: FakePower) -> None:
+def test_power_operation_fails_when_the_fabric_cannot_record_it(
+    client: Client, fabric: FakeFabric
+) -> None:
+    fabric.refuse_power = True
+    async_path, _ = _location_of(client.post(f"{VMS}/vm1/powerOff?{API}", headers=AUTH))
+    _wait_for(lambda: _json(client.get(async_path, headers=AUTH))["status"] != "InProgress")
+    done = _json(client.get(async_path, headers=AUTH))
+    assert done["status"] == "Failed"
+    assert done["error"]["code"] == "BadGateway"  # type: ignore[index]
+    assert fabric.power["vm1"] == "running"
+
+
+def test_failed_operation_reports_failed(
+    client: Client, power: FakePower, fabric: FakeFabric
+) -> None:
     power.fail = True
     async_path, location_path = _location_of(client.post(f"{VMS}/vm1/restart?{API}", headers=AUTH))
     _wait_for(lambda: _json(client.get(async_path, headers=AUTH))["status"] != "InProgress")
@@ -449,6 +494,7 @@ def test_failed_operation_reports_failed(client: Client, power: FakePower) -> No
     assert done["status"] == "Failed"
     assert "boom" in done["error"]["message"]  # type: ignore[index]
     assert client.get(location_path, headers=AUTH).status_code == 409
+    assert fabric.power["vm1"] == "running"  # nothing happened to the VM
 
 
 def test_operations_need_auth(client: Client) -> None:
@@ -617,22 +663,6 @@ class _FakeDockerClient:
         self.containers = _FakeContainers(known)
 
 
-@pytest.mark.parametrize(
-    ("status", "state"),
-    [
-        ("running", PowerState.RUNNING),
-        ("exited", PowerState.STOPPED),
-        ("created", PowerState.STOPPED),
-        ("restarting", PowerState.STARTING),
-        ("paused", PowerState.RUNNING),
-        ("something-new", PowerState.UNKNOWN),
-    ],
-)
-def test_docker_power_maps_container_status(status: str, state: PowerState) -> None:
-    power = DockerPower(client_factory=lambda: _FakeDockerClient({"c": _FakeContainer(status)}))
-    assert power.state("c") is state
-
-
 def test_docker_power_acts_and_translates_errors() -> None:
     box = _FakeContainer("running")
     power = DockerPower(stop_timeout=7, client_factory=lambda: _FakeDockerClient({"c": box}))
@@ -640,17 +670,15 @@ def test_docker_power_acts_and_translates_errors() -> None:
     power.act("c", PowerAction.START)
     power.act("c", PowerAction.RESTART)
     assert box.calls == [("stop", 7), ("start", None), ("restart", 7)]
-    assert power.state("missing") is PowerState.UNKNOWN
     with pytest.raises(PowerError, match="missing"):
         power.act("missing", PowerAction.START)
 
 
-def test_docker_power_without_an_engine_is_unknown_not_a_crash() -> None:
+def test_docker_power_without_an_engine_is_an_error_not_a_crash() -> None:
     def no_engine() -> object:
         raise ConnectionError("Error while fetching server API version")
 
     power = DockerPower(client_factory=no_engine)
-    assert power.state("c") is PowerState.UNKNOWN
     with pytest.raises(PowerError):
         power.act("c", PowerAction.POWER_OFF)
 
@@ -896,7 +924,8 @@ def _power_code(lab: Lab, vm: str) -> str:
 def test_sdk_power_operations_complete(lab: Lab) -> None:
     container = "snaplab-unit-vm1"
     assert lab.compute.virtual_machines.begin_power_off(RG, "vm1").result(timeout=30) is None
-    assert lab.power.states[container] is PowerState.STOPPED
+    assert lab.power.containers[container] == "exited"
+    assert lab.fabric.power["vm1"] == "stopped"
     assert _power_code(lab, "vm1") == "PowerState/stopped"
 
     lab.compute.virtual_machines.begin_start(RG, "vm1").result(timeout=30)
@@ -1097,6 +1126,45 @@ def test_contract_with_the_fabric_control_api(tmp_path: Path) -> None:
         silent = compute.virtual_machines.instance_view(RG, "vm2")
         assert silent.vm_agent.vm_agent_version == "Unknown"  # type: ignore[union-attr]
         assert silent.vm_agent.statuses[0].message == AGENT_NEVER_REPORTED_MESSAGE  # type: ignore[union-attr,index]
+    finally:
+        compute.close()
+        twin.shutdown()
+        fabric_server.shutdown()
+
+
+def test_contract_power_with_the_fabric_control_api(tmp_path: Path) -> None:
+    """A power-off through the SDK stops the guest and the *fabric* records it; a guest
+    whose OS went down on its own is still running as far as the platform knows."""
+    control = pytest.importorskip("lab.platform.control")
+    guest_state = pytest.importorskip("lab.platform.guest_state")
+    platform = guest_state.Fabric(ROSTER, stale_after_seconds=3600.0)
+    fabric_server = make_server("127.0.0.1", 0, control.ControlApp(platform), threaded=True)
+    threading.Thread(target=fabric_server.serve_forever, daemon=True).start()
+    reader = HttpFabricClient(f"http://127.0.0.1:{fabric_server.socket.getsockname()[1]}")
+    power = FakePower()
+    files = write_lab_tls("unit", tmp_path / "tls")
+    twin = build_server(
+        ArmTwin(reader, power, TOKEN), 0, tls_context(files.server_cert, files.server_key)
+    )
+    threading.Thread(target=twin.serve_forever, daemon=True).start()
+    compute = compute_client(
+        f"https://127.0.0.1:{twin.socket.getsockname()[1]}", TOKEN, SUB, files.ca_cert
+    )
+
+    def code(vm: str) -> str:
+        return str(compute.virtual_machines.instance_view(RG, vm).statuses[1].code)  # type: ignore[index]
+
+    try:
+        power.containers["snaplab-unit-vm2"] = "exited"  # poweroff inside vm2
+        assert code("vm2") == "PowerState/running"
+        compute.virtual_machines.begin_power_off(RG, "vm1").result(timeout=30)
+        assert platform.power.get("vm1") == "stopped"
+        assert reader.vm("vm1").power_state == "stopped"  # type: ignore[union-attr]
+        assert code("vm1") == "PowerState/stopped"
+        compute.virtual_machines.begin_start(RG, "vm1").result(timeout=30)
+        assert code("vm1") == "PowerState/running"
+        with pytest.raises(FabricError):
+            reader.set_power_state("vm9", "stopped")
     finally:
         compute.close()
         twin.shutdown()

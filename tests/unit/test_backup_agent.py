@@ -131,3 +131,30 @@ def test_fabric_channel_reads_the_latest_report() -> None:
     guest.record_status(raw, CHANNEL_HOSTPLUGIN)
     report = channel.handler_report("vm1")
     assert report is not None and report.sequence_number == 4 and report.result == RESULT
+
+
+def test_fabric_channel_asks_for_the_newest_version_the_platform_offers() -> None:
+    """As CRP does for an extension that auto-upgrades minor versions: a newer version
+    published later is what the next backup asks the agent for, broken or not."""
+    fabric, _ = make_fabric()
+    fabric.artifacts.publish_extension(HANDLER_NAME, "1.0.92.0", b"PK-good")
+    channel = FabricAgentChannel(fabric)
+    public = PublicSettings("task-1", NOW, time_scale=240.0).to_json()
+    protected = ProtectedSettings(("http://s/vhds/d?sig=x",), "http://s/vmstatus/x").to_json()
+    channel.push_settings("vm1", 1, public, protected)
+    assert fabric.guest("vm1").handlers()[0].version == "1.0.92.0"  # type: ignore[union-attr]
+    fabric.artifacts.publish_broken(HANDLER_NAME, "1.0.93.0", "corrupt")
+    channel.push_settings("vm1", 2, public, protected)
+    assert fabric.guest("vm1").handlers()[0].version == "1.0.93.0"  # type: ignore[union-attr]
+    fabric.artifacts.withdraw(HANDLER_NAME, "1.0.93.0")
+    channel.push_settings("vm1", 3, public, protected)
+    assert fabric.guest("vm1").handlers()[0].version == "1.0.92.0"  # type: ignore[union-attr]
+
+
+def test_fabric_channel_reads_the_platforms_power_state() -> None:
+    fabric, _ = make_fabric()
+    channel = FabricAgentChannel(fabric)
+    assert channel.power_state("vm1") == "running"
+    fabric.power.set("vm1", "stopped")
+    assert channel.power_state("vm1") == "stopped"
+    assert channel.power_state("vm2") == "running"

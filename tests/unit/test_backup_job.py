@@ -10,6 +10,7 @@ from lab.platform.backup import codes
 from lab.platform.backup.job import (
     TAKE_SNAPSHOT,
     TRANSFER_TO_VAULT,
+    TRIGGER_SCHEDULED,
     Job,
     JobStatus,
     SubtaskStatus,
@@ -156,6 +157,8 @@ def test_json_shape_for_the_control_api() -> None:
         "started_at": "2026-11-27T21:00:00.000Z",
         "ended_at": "2026-11-27T21:00:25.250Z",
         "task_id": "task-1",
+        "trigger": "OnDemand",
+        "policy": None,
     }
 
 
@@ -163,6 +166,7 @@ def test_records_round_trip_exactly() -> None:
     job = with_task(start_subtask(new_job("j1", "vm1", T0), TAKE_SNAPSHOT, at(1)), "t", 3)
     for state in (
         new_job("j0", "vm2", T0),
+        new_job("j2", "vm2", T0, trigger=TRIGGER_SCHEDULED, policy="DailyPolicy"),
         job,
         complete_subtask(job, TAKE_SNAPSHOT, at(2.000001)),
         fail_subtask(job, TAKE_SNAPSHOT, codes.BACKUP_OPERATION_FAILED, at(4), {"reason": "x"}),

@@ -15,7 +15,13 @@ from lab.extension.protocol import (
 from lab.platform.backup import codes
 from lab.platform.backup.agent import HandlerReport
 from lab.platform.backup.job import TAKE_SNAPSHOT, Job, JobStatus, new_job
+from lab.platform.backup.restore_point import (
+    APPLICATION_CONSISTENT,
+    CRASH_CONSISTENT,
+    FILE_SYSTEM_CONSISTENT,
+)
 from lab.platform.backup.runner import BackupTimings, JobRunner
+from lab.platform.backup.slots import HostSnapshotSlots
 from lab.platform.backup.store import BackupStore
 from tests.unit.backup_fakes import (
     FakeAgent,
@@ -32,8 +38,9 @@ TIMINGS = BackupTimings(time_scale=240.0, subtask_timeout=23.75, sas_expiry=60.0
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, timings: BackupTimings = TIMINGS) -> None:
         self.clock = FakeClock()
+        self.slots = HostSnapshotSlots()
         self.storage = FakeStorage()
         self.agent = FakeAgent(self.storage, self.clock)
         self.store = BackupStore(":memory:")
@@ -51,8 +58,9 @@ class Rig:
             agent=self.agent,
             clock=self.clock,
             sleep=sleep,
-            timings=TIMINGS,
+            timings=timings,
             new_id=lambda: next(ids),
+            slots=self.slots,
         )
 
     def run(self, vm: str = "vm1", job_id: str = "job-1") -> Job:
@@ -246,3 +254,107 @@ def test_an_unexpected_error_never_leaves_the_job_in_progress(rig: Rig) -> None:
     assert job.error == codes.BACKUP_OPERATION_FAILED
     assert [str(s.status) for s in job.subtasks] == ["Failed", "NotStarted"]
     assert job.task_id is not None  # it got as far as building the task
+
+
+# --------------------------------------------------------------------------- host slots
+
+
+def test_a_job_waits_for_a_host_slot_and_its_timeout_keeps_running(rig: Rig) -> None:
+    """Four other snapshots hold the host: the job never gets to the VM and fails on
+    the sub-task timeout, as a VM queued behind a schedule storm does."""
+    rig.agent.behaviour = snapshots_every_disk
+    for other in ("a", "b", "c", "d"):
+        rig.slots.enqueue(other)
+    start = rig.clock.monotonic()
+    job = rig.run()
+    assert job.error == codes.GUEST_AGENT_SNAPSHOT_TASK_STATUS_ERROR
+    assert rig.clock.monotonic() - start == pytest.approx(TIMINGS.subtask_timeout)
+    assert rig.agent.pushes == []  # the settings were never sent
+    assert job.detail is not None and "still queued" in job.detail["reason"]
+    assert job.detail["host_slots_busy"] == ["a", "b", "c", "d"]
+    assert rig.slots.position("job-1") is None  # it left the queue
+
+
+def test_a_slot_that_frees_in_time_lets_the_job_through(rig: Rig) -> None:
+    rig.agent.behaviour = snapshots_every_disk
+    for other in ("a", "b", "c", "d"):
+        rig.slots.enqueue(other)
+    original_sleep = rig.runner.sleep
+
+    def sleep(seconds: float) -> None:
+        original_sleep(seconds)
+        if rig.clock.monotonic() > 1000 + 5:  # "a" is done with the host after 5 s
+            rig.slots.release("a")
+
+    rig.runner.sleep = sleep
+    job = rig.run()
+    assert job.status is JobStatus.COMPLETED, job.to_json()
+    assert 5 < job.subtask(TAKE_SNAPSHOT).seconds < 6  # type: ignore[operator]
+    assert rig.slots.busy() == ["b", "c", "d"]  # the job gave its slot back
+
+
+def test_the_host_work_holds_the_slot_and_counts_against_the_timeout() -> None:
+    rig = Rig(BackupTimings(240.0, subtask_timeout=23.75, sas_expiry=60.0, host_snapshot_work=6.25))
+    rig.agent.behaviour = snapshots_every_disk
+    held: list[list[str]] = []
+    original_sleep = rig.runner.sleep
+
+    def sleep(seconds: float) -> None:
+        held.append(rig.slots.busy())
+        original_sleep(seconds)
+
+    rig.runner.sleep = sleep
+    job = rig.run()
+    assert job.status is JobStatus.COMPLETED
+    assert job.subtask(TAKE_SNAPSHOT).seconds == pytest.approx(6.25)
+    assert held and all(busy == ["job-1"] for busy in held)
+    assert rig.slots.busy() == []
+
+
+def test_host_work_past_the_deadline_is_the_sub_task_timeout() -> None:
+    rig = Rig(BackupTimings(240.0, subtask_timeout=5.0, sas_expiry=60.0, host_snapshot_work=6.25))
+    rig.agent.behaviour = snapshots_every_disk
+    job = rig.run()
+    assert job.error == codes.GUEST_AGENT_SNAPSHOT_TASK_STATUS_ERROR
+    assert job.detail is not None and "host's work" in job.detail["reason"]
+    assert rig.store.restore_points("vm1") == []
+
+
+# --------------------------------------------------------------------------- stopped VMs
+
+
+def test_a_stopped_vm_is_snapshotted_by_the_host_without_its_agent(rig: Rig) -> None:
+    rig.agent.power["vm1"] = "stopped"
+    rig.agent.behaviour = stays_transitioning  # nobody would answer
+    job = rig.run()
+    assert job.status is JobStatus.COMPLETED, job.to_json()
+    assert rig.agent.pushes == []  # no settings for an agent that is not running
+    (snapshot,) = rig.storage.snapshots["vm1-osdisk.vhd"]
+    (point,) = rig.store.restore_points("vm1")
+    assert point.consistency == CRASH_CONSISTENT
+    assert point.disks[0].snapshot == snapshot
+    assert job.task_id is None and job.seq_no is None
+
+
+@pytest.mark.parametrize(
+    ("code", "consistency"),
+    [(0, APPLICATION_CONSISTENT), (1, FILE_SYSTEM_CONSISTENT)],
+)
+def test_restore_point_consistency_follows_the_extension_code(
+    rig: Rig, code: int, consistency: str
+) -> None:
+    def succeeds_with(agent: FakeAgent, push: Push) -> None:
+        uri = push.protected.disk_sas_uris[0].split("?")[0]
+        taken = DiskSnapshot(uri, agent.storage.take_snapshot("vm1-osdisk.vhd"))
+        agent.report(push, SnapshotResult(push.public.task_id, "success", code, "ok", (taken,)))
+
+    rig.agent.behaviour = succeeds_with
+    rig.run()
+    assert rig.store.restore_points("vm1")[0].consistency == consistency
+
+
+def test_current_timings_scale_the_host_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNAPLAB_TIME_SCALE", "240")
+    timings = BackupTimings.current()
+    assert timings.host_snapshot_work == pytest.approx(25 * 60 / 240)
+    assert timings.subtask_timeout == pytest.approx(95 * 60 / 240)

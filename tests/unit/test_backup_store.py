@@ -16,6 +16,7 @@ from lab.platform.backup.job import (
     start_subtask,
     with_task,
 )
+from lab.platform.backup.policy import Policy
 from lab.platform.backup.restore_point import RestorePoint, RestorePointDisk
 from lab.platform.backup.store import BackupStore
 
@@ -70,3 +71,22 @@ def test_filters_by_vm_newest_first(tmp_path: Path) -> None:
     assert [j.job_id for j in store.jobs("vm1")] == ["j4", "j2", "j0"]
     assert [j.job_id for j in store.jobs("vm2")] == ["j3", "j1"]
     assert all(j.status is JobStatus.FAILED for j in store.jobs())
+
+
+def test_policies_and_their_vms_in_joining_order(tmp_path: Path) -> None:
+    store = BackupStore(tmp_path / "b.sqlite")
+    store.save_policy(Policy("DailyPolicy", "22:00"))
+    store.save_policy(Policy("DailyPolicy", "23:00"))  # a change, not a second policy
+    store.save_policy(Policy("Another", "01:00"))
+    for vm in ("vm3", "vm1", "vm2"):
+        store.protect(vm, "DailyPolicy")
+    store.protect("vm3", "Another")
+    assert [p.to_record() for p in store.policies()] == [
+        {"name": "Another", "run_time": "01:00"},
+        {"name": "DailyPolicy", "run_time": "23:00"},
+    ]
+    assert store.protected_vms("DailyPolicy") == ["vm1", "vm2"]
+    assert store.policy_of("vm3") == "Another" and store.policy_of("vm9") is None
+    store.unprotect("vm1")
+    assert store.protected_vms("DailyPolicy") == ["vm2"]
+    assert store.policy("Nope") is None

@@ -50,9 +50,16 @@ def test_script_not_executable_and_without_shebang_fails() -> None:
 
 
 def test_script_that_differs_from_the_package_fails() -> None:
-    host = healthy_host().on("&& sha256sum", "abc123\nfff000  x/main/handle.sh\n")
+    host = healthy_host().on("zipfile.ZipFile", "differs main/handle.sh\n")
     result = handler_files(host, FACTS)
     assert not result.passed and "differs from the package" in result.detail
+    assert "main/handle.sh (differs)" in result.detail
+
+
+def test_a_corrupt_file_deep_in_the_handler_package_fails() -> None:
+    host = healthy_host().on("zipfile.ZipFile", "differs main/vmsnapshot/worker.py\n")
+    result = handler_files(host, FACTS)
+    assert not result.passed and "main/vmsnapshot/worker.py (differs)" in result.detail
 
 
 def test_missing_script_fails() -> None:

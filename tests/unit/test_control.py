@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from werkzeug.test import Client
@@ -20,7 +22,7 @@ from lab.platform.roster import Roster
 from tests.unit.backup_fakes import FakeAgent, FakeStorage, advancing_sleep, snapshots_every_disk
 from tests.unit.fabric_samples import FakeClock, make_fabric, make_roster, status_bytes
 
-VM_KEYS = {"name", "ip", "incarnation", "agent", "health", "os", "extensions"}
+VM_KEYS = {"name", "ip", "incarnation", "agent", "health", "os", "extensions", "power_state"}
 AGENT_KEYS = {"version", "status", "message", "last_report", "report_age_seconds"}
 
 
@@ -175,6 +177,8 @@ JOB_KEYS = {
     "started_at",
     "ended_at",
     "task_id",
+    "trigger",
+    "policy",
 }
 
 
@@ -197,7 +201,8 @@ def test_backup_is_accepted_then_followed(backup_rig: tuple[Client, FakeAgent, H
     assert len(json.loads(client.get("/control/v1/jobs").data)["jobs"]) == 1
     points = json.loads(client.get("/control/v1/vms/vm1/restore-points").data)["restore_points"]
     assert [p["job_id"] for p in points] == [job["job_id"]]
-    assert set(points[0]) == {"id", "vm", "job_id", "created_at", "disks"}
+    assert set(points[0]) == {"id", "vm", "job_id", "created_at", "consistency", "disks"}
+    assert points[0]["consistency"] == "FileSystemConsistent"
 
 
 def test_refused_backup_is_still_a_202_job(
@@ -372,3 +377,200 @@ def test_next_backup_enables_an_uninstalled_handler_again(
     ended = json.loads(client.get(f"/control/v1/jobs/{job['job_id']}").data)
     assert ended["error_code"] == "GuestAgentSnapshotTaskStatusError"
     assert ended["subtasks"][0] == {"name": "Take Snapshot", "status": "Failed", "seconds": 20.0}
+
+
+# --------------------------------------------------------------------------- power state
+
+
+def test_power_state_is_the_platforms_and_starts_running(
+    client: Client, fabric_and_clock: tuple[Fabric, FakeClock]
+) -> None:
+    assert json.loads(client.get("/control/v1/vms/vm1/power").data) == {
+        "vm": "vm1",
+        "power_state": "running",
+    }
+    response = client.put("/control/v1/vms/vm1/power", json={"power_state": "stopped"})
+    assert response.status_code == 200
+    assert json.loads(response.data)["power_state"] == "stopped"
+    assert json.loads(client.get("/control/v1/vms/vm1").data)["power_state"] == "stopped"
+    listed = {
+        v["name"]: v["power_state"] for v in json.loads(client.get("/control/v1/vms").data)["vms"]
+    }
+    assert listed == {"vm1": "stopped", "vm2": "running"}
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "status"),
+    [
+        ("PUT", {"power_state": "paused"}, 400),
+        ("PUT", {"power_state": "starting"}, 400),  # transitions are the twin's own
+        ("PUT", ["stopped"], 400),
+        ("POST", {"power_state": "stopped"}, 405),
+    ],
+)
+def test_bad_power_requests_are_refused(
+    client: Client, method: str, body: object, status: int
+) -> None:
+    response = client.open("/control/v1/vms/vm1/power", method=method, json=body)
+    assert response.status_code == status
+    assert json.loads(client.get("/control/v1/vms/vm1/power").data)["power_state"] == "running"
+
+
+def test_unknown_vm_power_is_404(client: Client) -> None:
+    assert client.get("/control/v1/vms/vm9/power").status_code == 404
+
+
+def test_power_states_outlive_a_fabric_restart(tmp_path: Path) -> None:
+    path = tmp_path / "power.json"
+    Fabric(make_roster(), power_file=path).power.set("vm2", "stopped")
+    again = Fabric(make_roster(), power_file=path)
+    assert (again.power.get("vm1"), again.power.get("vm2")) == ("running", "stopped")
+    with pytest.raises(ValueError):
+        again.power.set("vm1", "sleeping")
+    with pytest.raises(KeyError):
+        again.power.set("vm9", "stopped")
+
+
+def test_an_unreadable_power_file_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "power.json"
+    for text in ("{not json", '["stopped"]', '{"vm1": "exploded", "vm7": "stopped"}'):
+        path.write_text(text)
+        fabric = Fabric(make_roster(), power_file=path)
+        assert fabric.power.get("vm1") == "running" and fabric.power.get("vm7") is None
+
+
+# --------------------------------------------------------------------------- policies
+
+
+def test_policies_are_set_and_vms_put_on_them(
+    backup_rig: tuple[Client, FakeAgent, HeldSpawn],
+) -> None:
+    client, _, _ = backup_rig
+    assert json.loads(client.get("/control/v1/policies").data)["policies"] == []
+    response = client.put("/control/v1/policies/DailyPolicy", json={"schedule_run_time": "22:00"})
+    assert response.status_code == 200
+    assert json.loads(response.data)["schedule_run_time"] == "22:00"
+    for vm in ("vm2", "vm1"):
+        answer = client.put(f"/control/v1/vms/{vm}/policy", json={"policy": "DailyPolicy"})
+        assert json.loads(answer.data) == {"vm": vm, "policy": "DailyPolicy"}
+    view = json.loads(client.get("/control/v1/policies").data)
+    assert set(view) == {"azure_now", "time_scale", "host_snapshot_slots", "policies"}
+    (policy,) = view["policies"]
+    assert set(policy) == {
+        "name",
+        "schedule_run_time",
+        "vms",
+        "next_run",
+        "next_run_in_lab_seconds",
+    }
+    assert policy["vms"] == ["vm2", "vm1"]
+    assert json.loads(client.get("/control/v1/vms/vm1/policy").data)["policy"] == "DailyPolicy"
+    removed = client.delete("/control/v1/vms/vm1/policy")
+    assert json.loads(removed.data) == {"vm": "vm1", "policy": None}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("PUT", "/control/v1/policies/DailyPolicy", {"schedule_run_time": "25:00"}, 400),
+        ("PUT", "/control/v1/policies/1bad", {"schedule_run_time": "22:00"}, 400),
+        ("PUT", "/control/v1/policies/DailyPolicy", "22:00", 400),
+        ("POST", "/control/v1/policies/DailyPolicy", {"schedule_run_time": "22:00"}, 405),
+        ("PUT", "/control/v1/policies/a/b", {}, 404),
+        ("PUT", "/control/v1/vms/vm1/policy", {"policy": "Nope"}, 404),
+        ("PUT", "/control/v1/vms/vm1/policy", {"name": "DailyPolicy"}, 400),
+        ("PUT", "/control/v1/vms/vm9/policy", {"policy": "DailyPolicy"}, 404),
+        ("POST", "/control/v1/vms/vm1/policy", {"policy": "DailyPolicy"}, 405),
+    ],
+)
+def test_bad_policy_requests_are_refused(
+    backup_rig: tuple[Client, FakeAgent, HeldSpawn],
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+) -> None:
+    client, _, _ = backup_rig
+    assert client.open(path, method=method, json=body).status_code == status
+
+
+def test_policies_need_the_backup_service(client: Client) -> None:
+    assert client.get("/control/v1/policies").status_code == 503
+    assert client.get("/control/v1/vms/vm1/policy").status_code == 503
+
+
+# --------------------------------------------------------------------------- extension versions
+
+VERSIONS = f"/control/v1/extensions/{HANDLER_NAME}/versions"
+
+
+@pytest.fixture
+def offered(fabric_and_clock: tuple[Fabric, FakeClock]) -> Fabric:
+    fabric = fabric_and_clock[0]
+    for version in ("1.0.91.0", "1.0.92.0"):
+        fabric.artifacts.publish_extension(HANDLER_NAME, version, f"PK zip {version}".encode())
+    return fabric
+
+
+def _manifest_versions(fabric: Fabric) -> list[str]:
+    manifest = fabric.artifacts.get(f"extensions/{HANDLER_NAME}/manifest.xml")
+    assert manifest is not None
+    root = ElementTree.fromstring(manifest.data)
+    return [v.text or "" for v in root.iter("Version")]
+
+
+def test_a_broken_newer_version_is_offered_and_can_be_withdrawn(
+    client: Client, offered: Fabric
+) -> None:
+    listed = json.loads(client.get(VERSIONS).data)
+    assert [(v["version"], v["package"]) for v in listed["versions"]] == [
+        ("1.0.91.0", "ok"),
+        ("1.0.92.0", "ok"),
+    ]
+    response = client.post(VERSIONS, json={"version": "1.0.93.0", "package": "corrupt"})
+    assert response.status_code == 201
+    assert json.loads(response.data)["package"] == "corrupt"
+    assert _manifest_versions(offered) == ["1.0.91.0", "1.0.92.0", "1.0.93.0"]
+    assert offered.artifacts.latest_version(HANDLER_NAME) == "1.0.93.0"
+    damaged = offered.artifacts.get(f"extensions/{HANDLER_NAME}/{HANDLER_NAME}__1.0.93.0.zip")
+    assert damaged is not None and damaged.data == b"PK zip 1.0.92.0"[:7]  # cut short
+
+    withdrawn = client.delete(f"{VERSIONS}/1.0.93.0")
+    assert withdrawn.status_code == 200
+    assert _manifest_versions(offered) == ["1.0.91.0", "1.0.92.0"]
+    assert offered.artifacts.get(f"extensions/{HANDLER_NAME}/{HANDLER_NAME}__1.0.93.0.zip") is None
+    assert offered.artifacts.latest_version(HANDLER_NAME) == "1.0.92.0"
+
+
+def test_a_missing_package_is_listed_but_served_nowhere(client: Client, offered: Fabric) -> None:
+    assert (
+        client.post(VERSIONS, json={"version": "1.0.93.0", "package": "missing"}).status_code == 201
+    )
+    assert "1.0.93.0" in _manifest_versions(offered)
+    assert offered.artifacts.get(f"extensions/{HANDLER_NAME}/{HANDLER_NAME}__1.0.93.0.zip") is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", VERSIONS, {"version": "1.0.92.0", "package": "corrupt"}, 409),  # already there
+        ("POST", VERSIONS, {"version": "1.0.93.0", "package": "ok"}, 400),
+        ("POST", VERSIONS, {"version": "one", "package": "corrupt"}, 400),
+        ("POST", VERSIONS, {"version": "1.0.93.0"}, 400),
+        ("PUT", VERSIONS, {}, 405),
+        ("DELETE", f"{VERSIONS}/1.0.99.0", None, 404),
+        ("GET", f"{VERSIONS}/1.0.92.0", None, 405),
+        ("GET", "/control/v1/extensions/Some.Other.Ext/versions", None, 404),
+    ],
+)
+def test_bad_version_requests_are_refused(
+    client: Client, offered: Fabric, method: str, path: str, body: object, status: int
+) -> None:
+    assert client.open(path, method=method, json=body).status_code == status
+    assert _manifest_versions(offered) == ["1.0.91.0", "1.0.92.0"]
+
+
+def test_the_last_good_package_cannot_be_withdrawn(client: Client, offered: Fabric) -> None:
+    assert client.delete(f"{VERSIONS}/1.0.91.0").status_code == 200
+    assert client.delete(f"{VERSIONS}/1.0.92.0").status_code == 409
+    assert _manifest_versions(offered) == ["1.0.92.0"]

@@ -2,9 +2,16 @@
 
 Azure Backup never reaches into a VM. It publishes new extension settings in the goal
 state (the real agent picks them up on its next poll) and reads what the agent reports
-in its VM status. :class:`AgentChannel` is that contract; :class:`FabricAgentChannel`
-implements it over the fabric's :class:`~lab.platform.guest_state.Fabric`, reading the
-same views the control API shows, and unit tests use a fake.
+in its VM status. It also knows what the platform knows: whether it runs the VM (a
+stopped VM is backed up from its disks, without the agent). :class:`AgentChannel` is
+that contract; :class:`FabricAgentChannel` implements it over the fabric's
+:class:`~lab.platform.guest_state.Fabric`, reading the same views the control API
+shows, and unit tests use a fake.
+
+The handler version the settings name is the newest one the platform's manifest
+offers, as CRP picks for an extension that auto-upgrades minor versions
+(``autoUpgradeMinorVersion``); a newer version published later is therefore what the
+agent is asked to update to at the next backup.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import Any, Protocol
 
 from lab.extension.protocol import HANDLER_NAME, LATEST_VERSION, SettingsError, SnapshotResult
 from lab.platform.documents import HandlerSpec
-from lab.platform.guest_state import Fabric, GuestState
+from lab.platform.guest_state import POWER_RUNNING, Fabric, GuestState
 from lab.platform.instance_view import AGENT_READY
 from lab.platform.status_report import extension_views
 from lab.platform.timescale import BACKUP_PRECHECK_STALE_AFTER
@@ -63,6 +70,10 @@ class AgentChannel(Protocol):
 
     def handler_report(self, vm: str) -> HandlerReport | None:
         """The handler's status in the agent's latest VM status, if it reports one."""
+        ...
+
+    def power_state(self, vm: str) -> str:
+        """The platform's power state of the VM (``running`` or ``stopped``)."""
         ...
 
 
@@ -152,7 +163,7 @@ class FabricAgentChannel:
     ) -> str:
         spec = HandlerSpec(
             name=HANDLER_NAME,
-            version=LATEST_VERSION,
+            version=self.fabric.artifacts.latest_version(HANDLER_NAME) or LATEST_VERSION,
             manifest_url=self.fabric.artifacts.manifest_url(HANDLER_NAME),
             state="enabled",
             seq_no=seq_no,
@@ -164,3 +175,7 @@ class FabricAgentChannel:
     def handler_report(self, vm: str) -> HandlerReport | None:
         latest = self._guest(vm).latest_status()
         return read_handler_report(latest.parsed) if latest else None
+
+    def power_state(self, vm: str) -> str:
+        self._guest(vm)
+        return self.fabric.power.get(vm) or POWER_RUNNING

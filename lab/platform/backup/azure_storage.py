@@ -186,6 +186,19 @@ class AzuriteStorage:
         except AzureError as exc:
             raise StorageError(f"listing snapshots of {disk.name}: {exc}") from exc
 
+    def snapshot_disk(self, disk: Disk) -> str:
+        """``PUT <disk>?comp=snapshot`` with the account key, as the host does for a
+        stopped VM (no extension, no SAS handed out)."""
+        blob = self._service.get_blob_client(DISK_CONTAINER, disk.name)
+        try:
+            created = blob.create_snapshot()
+        except AzureError as exc:
+            raise StorageError(f"snapshot of {disk.name}: {exc}") from exc
+        snapshot = created.get("snapshot") if isinstance(created, dict) else None
+        if not isinstance(snapshot, str) or not snapshot:
+            raise StorageError(f"snapshot of {disk.name}: storage returned no snapshot time")
+        return snapshot
+
     def transfer_to_vault(
         self, disk: Disk, snapshot: str, vault_blob: str, expiry: datetime
     ) -> None:

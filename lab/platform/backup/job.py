@@ -20,6 +20,10 @@ from typing import Any
 
 from lab.platform.backup.codes import BY_CODE, JobError
 
+# How a job was started: "Backup now" in the portal, or a policy's schedule.
+TRIGGER_ON_DEMAND = "OnDemand"
+TRIGGER_SCHEDULED = "Scheduled"
+
 TAKE_SNAPSHOT = "Take Snapshot"
 TRANSFER_TO_VAULT = "Transfer data to vault"
 SUBTASK_NAMES = (TAKE_SNAPSHOT, TRANSFER_TO_VAULT)
@@ -72,7 +76,8 @@ class Subtask:
 class Job:
     """One backup job. ``task_id`` and ``seq_no`` are set once the snapshot settings
     are built; ``detail`` keeps what lies behind the Azure error (e.g. the extension's
-    own code and message)."""
+    own code and message). ``trigger`` says whether a person or a policy's schedule
+    started it (``policy`` names the policy)."""
 
     job_id: str
     vm: str
@@ -85,6 +90,8 @@ class Job:
     error: JobError | None = None
     detail: Mapping[str, Any] | None = None
     ended_at: datetime | None = None
+    trigger: str = TRIGGER_ON_DEMAND
+    policy: str | None = None
 
     @property
     def status(self) -> JobStatus:
@@ -121,6 +128,8 @@ class Job:
             "started_at": iso_time(self.started_at),
             "ended_at": iso_time(self.ended_at) if self.ended_at else None,
             "task_id": self.task_id,
+            "trigger": self.trigger,
+            "policy": self.policy,
         }
 
     # ------------------------------------------------------------------ records
@@ -141,6 +150,8 @@ class Job:
             "error_code": self.error.code if self.error else None,
             "error_message": self.error.message if self.error else None,
             "detail": dict(self.detail) if self.detail is not None else None,
+            "trigger": self.trigger,
+            "policy": self.policy,
             "subtasks": [
                 {
                     "name": s.name,
@@ -173,6 +184,8 @@ class Job:
             seq_no=record.get("seq_no"),
             error=error,
             detail=record.get("detail"),
+            trigger=str(record.get("trigger") or TRIGGER_ON_DEMAND),
+            policy=record.get("policy"),
             subtasks=tuple(
                 Subtask(
                     name=str(s["name"]),
@@ -188,9 +201,16 @@ class Job:
 # ---------------------------------------------------------------------- transitions
 
 
-def new_job(job_id: str, vm: str, at: datetime) -> Job:
+def new_job(
+    job_id: str,
+    vm: str,
+    at: datetime,
+    *,
+    trigger: str = TRIGGER_ON_DEMAND,
+    policy: str | None = None,
+) -> Job:
     """A job that has just been accepted: InProgress, every sub-task NotStarted."""
-    return Job(job_id=job_id, vm=vm, started_at=at)
+    return Job(job_id=job_id, vm=vm, started_at=at, trigger=trigger, policy=policy)
 
 
 def _require_in_progress(job: Job) -> None:

@@ -2,7 +2,9 @@
 
 Order matters because a VM can fail several at once and the job shows only the first:
 a second backup of a busy VM reports the operation in progress even if its agent is
-also down. Pure: the service gathers the facts, this decides.
+also down. The agent only matters while the platform runs the VM: a VM the platform
+stopped is backed up from its disks alone (crash consistent), so its agent is not
+asked. Pure: the service gathers the facts, this decides.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class PrecheckFacts:
     backup_in_progress: bool
     restore_points: int
     agent_ready: bool
+    vm_running: bool = True
 
 
 def precheck(facts: PrecheckFacts) -> JobError | None:
@@ -35,6 +38,6 @@ def precheck(facts: PrecheckFacts) -> JobError | None:
         return BACKUP_OPERATION_IN_PROGRESS
     if facts.restore_points >= RESTORE_POINT_LIMIT:
         return RP_COLLECTION_LIMIT_REACHED
-    if not facts.agent_ready:
+    if facts.vm_running and not facts.agent_ready:
         return GUEST_AGENT_STATUS_UNAVAILABLE
     return None

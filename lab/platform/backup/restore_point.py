@@ -2,7 +2,9 @@
 
 Azure keeps instant restore points (the disk snapshots) and vault copies; a restore
 point here names both for every disk, so a check can find the snapshot in storage and
-the vault blob it was copied to.
+the vault blob it was copied to. Its consistency is Azure's: application consistent
+when the pre/post scripts ran, file-system consistent for a normal snapshot through the
+extension, crash consistent for a VM the host snapshotted while it was stopped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from lab.platform.backup.job import iso_time
+
+APPLICATION_CONSISTENT = "ApplicationConsistent"
+FILE_SYSTEM_CONSISTENT = "FileSystemConsistent"
+CRASH_CONSISTENT = "CrashConsistent"
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class RestorePoint:
     job_id: str
     created_at: datetime
     disks: tuple[RestorePointDisk, ...]
+    consistency: str = FILE_SYSTEM_CONSISTENT
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +46,7 @@ class RestorePoint:
             "vm": self.vm,
             "job_id": self.job_id,
             "created_at": iso_time(self.created_at),
+            "consistency": self.consistency,
             "disks": [d.to_json() for d in self.disks],
         }
 
@@ -58,4 +66,5 @@ class RestorePoint:
                 RestorePointDisk(str(d["name"]), str(d["snapshot"]), str(d["vault_blob"]))
                 for d in record["disks"]
             ),
+            consistency=str(record.get("consistency") or FILE_SYSTEM_CONSISTENT),
         )

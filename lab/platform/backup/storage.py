@@ -50,6 +50,11 @@ class BackupStorage(Protocol):
 
     def snapshot_exists(self, disk: Disk, snapshot: str) -> bool: ...
 
+    def snapshot_disk(self, disk: Disk) -> str:
+        """Take a blob snapshot of the disk from the platform side (a stopped VM's
+        offline backup); returns its snapshot timestamp. Raises :class:`StorageError`."""
+        ...
+
     def transfer_to_vault(
         self, disk: Disk, snapshot: str, vault_blob: str, expiry: datetime
     ) -> None:

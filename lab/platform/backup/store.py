@@ -1,10 +1,11 @@
-"""Jobs and restore points in SQLite, so they outlive a fabric restart.
+"""Jobs, restore points and backup policies in SQLite, so they outlive a fabric restart.
 
 The fabric's data volume holds the database (``/var/lib/snaplab/backup.sqlite``): a
 trainer who restarts the fabric mid-drill still sees the jobs that ran, and the next
 settings sequence number continues where it was (an agent that has seen sequence
-number 7 ignores settings numbered 1 again). One connection shared by every job thread
-behind a lock; each record is the object's own JSON, with the columns queries need.
+number 7 ignores settings numbered 1 again), and the VMs stay on their policies. One
+connection shared by every job thread behind a lock; each record is the object's own
+JSON, with the columns queries need.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lab.platform.backup.job import Job, JobStatus
+from lab.platform.backup.policy import Policy
 from lab.platform.backup.restore_point import RestorePoint
 
 DEFAULT_DB_PATH = Path("/var/lib/snaplab/backup.sqlite")
@@ -39,6 +41,15 @@ CREATE TABLE IF NOT EXISTS restore_points (
     record  TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS restore_points_by_vm ON restore_points (vm, ordinal);
+CREATE TABLE IF NOT EXISTS policies (
+    name    TEXT PRIMARY KEY,
+    record  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS protected_items (
+    vm      TEXT PRIMARY KEY,
+    policy  TEXT NOT NULL,
+    ordinal INTEGER NOT NULL
+);
 """
 
 
@@ -138,3 +149,51 @@ class BackupStore:
         with self._transaction() as db:
             row = db.execute("SELECT COUNT(*) FROM restore_points WHERE vm = ?", (vm,)).fetchone()
         return int(row[0])
+
+    # ------------------------------------------------------------------ policies
+
+    def save_policy(self, policy: Policy) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO policies (name, record) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+                (policy.name, json.dumps(policy.to_record())),
+            )
+
+    def policy(self, name: str) -> Policy | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT record FROM policies WHERE name = ?", (name,)).fetchone()
+        return Policy.from_record(json.loads(row[0])) if row else None
+
+    def policies(self) -> list[Policy]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT record FROM policies ORDER BY name").fetchall()
+        return [Policy.from_record(json.loads(row[0])) for row in rows]
+
+    def protect(self, vm: str, policy: str) -> None:
+        """Put a VM on a policy (moving it from any other); it joins the policy last."""
+        with self._transaction() as db:
+            row = db.execute("SELECT COALESCE(MAX(ordinal), 0) FROM protected_items").fetchone()
+            db.execute(
+                "INSERT INTO protected_items (vm, policy, ordinal) VALUES (?, ?, ?) "
+                "ON CONFLICT (vm) DO UPDATE SET policy = excluded.policy, "
+                "ordinal = excluded.ordinal",
+                (vm, policy, int(row[0]) + 1),
+            )
+
+    def unprotect(self, vm: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM protected_items WHERE vm = ?", (vm,))
+
+    def policy_of(self, vm: str) -> str | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT policy FROM protected_items WHERE vm = ?", (vm,)).fetchone()
+        return str(row[0]) if row else None
+
+    def protected_vms(self, policy: str) -> list[str]:
+        """The policy's VMs in the order they joined it (the order its runs start them)."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT vm FROM protected_items WHERE policy = ? ORDER BY ordinal", (policy,)
+            ).fetchall()
+        return [str(row[0]) for row in rows]

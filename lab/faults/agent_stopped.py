@@ -1,0 +1,40 @@
+"""agent-stopped: the current agent's service is stopped and stays stopped.
+
+FACTS.md §1 cause 2 ("Linux agent ... not running"). An administrator, a configuration
+tool or a failed package update leaves ``walinuxagent`` stopped: ``systemctl stop`` ends
+both agent processes (the daemon and its ``-run-exthandlers`` child), and systemd's
+``Restart=always`` does not apply to a stop someone asked for. The agent's status reports
+to the platform stop, and nothing in the guest picks up a new goal state any more.
+
+The fault returns as soon as both processes are gone. A backup started within the
+platform's staleness window is accepted and then runs into the snapshot sub-task timeout
+(``GuestAgentSnapshotTaskStatusError``); one started later fails the pre-check instead
+(``UserErrorGuestAgentStatusUnavailable``, the ``stale-agent`` scenario's path).
+"""
+
+from __future__ import annotations
+
+from lab.faults import register
+from lab.faults.base import FaultTarget
+
+# Waits up to 10 s for both agent processes to end; exits 1 if one survives the stop.
+STOP_AGENT = """
+systemctl stop walinuxagent
+for i in $(seq 1 50); do
+    pgrep -f 'waagent -(daemon|run-exthandlers)' >/dev/null || exit 0
+    sleep 0.2
+done
+echo "waagent is still running after 'systemctl stop walinuxagent'" >&2
+exit 1
+"""
+
+
+class AgentStopped:
+    id = "agent-stopped"
+    summary = "the walinuxagent service stopped with systemctl; both agent processes gone"
+
+    def inject(self, target: FaultTarget) -> None:
+        target.run(STOP_AGENT)
+
+
+register(AgentStopped())
