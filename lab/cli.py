@@ -25,7 +25,7 @@ from lab.provision import backups, engine, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.spec import DEFAULT_LAB, lab_spec
-from lab.runner import provision_scenario
+from lab.runner import env_exports, provision_scenario
 from lab.scenario import load_scenario
 
 console = Console(stderr=True)
@@ -170,15 +170,7 @@ def env(lab_name: str | None) -> None:
     """Print shell exports that point the Azure SDK at the lab's ARM twin."""
     client = engine.connect()
     arm = labs.arm_endpoint(client, labs.resolve_lab(client, lab_name))
-    exports = {
-        "SNAPLAB_ARM_ENDPOINT": arm.url,
-        "AZURE_SUBSCRIPTION_ID": arm.subscription_id,
-        "SNAPLAB_RESOURCE_GROUP": arm.resource_group,
-        "SNAPLAB_ARM_TOKEN": arm.token,
-        "REQUESTS_CA_BUNDLE": arm.ca_file,
-        "SSL_CERT_FILE": arm.ca_file,
-    }
-    for key, value in exports.items():
+    for key, value in env_exports(arm).items():
         click.echo(f"export {key}={shlex.quote(value)}")
 
 
