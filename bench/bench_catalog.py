@@ -87,13 +87,12 @@ def markdown(journal: dict[str, Any], wall: float | None) -> str:
         seconds = {p["name"]: p.get("seconds") for p in scenario["phases"]}
         statuses = {p["name"]: p.get("status") for p in scenario["phases"]}
         cells = [
-            "–"
-            if statuses.get(n) == "skipped" or seconds.get(n) is None
-            else f"{seconds[n]:.1f}"
+            "-" if statuses.get(n) == "skipped" or seconds.get(n) is None else f"{seconds[n]:.1f}"
             for n in names
         ]
         lines.append(f"| {scenario['id']} | " + " | ".join(cells) + " |")
-    stamp = datetime.date.today().isoformat()
+    finished = journal.get("finished_at")
+    stamp = str(finished)[:10] if finished else datetime.date.today().isoformat()
     passed = sum(1 for s in journal["scenarios"] if s["status"] == "passed")
     total = len(journal["scenarios"])
     wall_text = f"{wall:.0f} s" if wall is not None else "see the run"
