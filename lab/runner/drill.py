@@ -1,0 +1,82 @@
+"""Labs for people: ``up --scenario`` (a drill, broken and left running) and ``inject``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import docker
+
+from lab.errors import LabExists, SnaplabError
+from lab.faults import FaultTarget, fault_by_id
+from lab.platform.roster import Roster
+from lab.provision import backups
+from lab.provision import lab as labs
+from lab.provision.spec import lab_spec
+from lab.runner.drivers import DockerDrivers, Drivers, Report
+from lab.runner.engine import _run_phase, new_record
+from lab.runner.phases import PHASES, SETUP_PHASES, RunContext
+from lab.scenario import Scenario
+
+
+class ScenarioFailed(SnaplabError):
+    """A scenario could not be set up (``up --scenario``); its lab has been removed."""
+
+
+def prepare_lab(drivers: Drivers, scenario: Scenario, lab: str, report: Report) -> Roster:
+    """Provision, warm up and inject, leaving the lab running for a person to work in.
+
+    On any failure (or Ctrl-C) the lab is removed and the failure is raised.
+    """
+    phases = [p for p in PHASES if p.name in SETUP_PHASES]
+    record = new_record(scenario, lab, phases)
+    ctx = RunContext(scenario=scenario, lab=lab, drivers=drivers, record=record)
+    messages = {
+        "provision": f"bringing up lab {lab} ({len(scenario.spec.vms)} VM(s))",
+        "warmup": "running the warm-up backup",
+        "inject": "breaking the scenario's VM(s)",
+    }
+    for phase, entry in zip(phases, record.phases, strict=True):
+        if phase.name == "warmup" and not scenario.spec.warmup_backup:
+            continue
+        report(messages[phase.name])
+        _run_phase(ctx, phase, entry, lambda record, phase: None)
+        if entry.status == "failed":
+            if ctx.lab_started:
+                report(f"removing lab {lab}")
+                drivers.down(lab)
+            if ctx.cancel.is_set():
+                raise KeyboardInterrupt
+            raise ScenarioFailed(
+                f"scenario {scenario.id}: {phase.name} failed: {entry.error}"
+                + (f" (lab {lab} removed)" if ctx.lab_started else "")
+            )
+    return ctx.need_roster()
+
+
+def provision_scenario(
+    client: docker.DockerClient, scenario: Scenario, lab: str, report: Report
+) -> Roster:
+    """``snaplab up --scenario``: the scenario's lab, broken and left running."""
+    lab_spec(lab, tuple(f"{vm.name}:agent={vm.agent}" for vm in scenario.spec.vms))
+    if lab in labs.lab_names(client):
+        raise LabExists(f"--lab {lab!r}: a lab with this name already exists")
+    drivers = DockerDrivers(client, report)
+    drivers.prepare(sorted({vm.agent for vm in scenario.spec.vms}))
+    return prepare_lab(drivers, scenario, lab, report)
+
+
+def apply_fault(
+    client: docker.DockerClient,
+    lab_name: str | None,
+    vm: str,
+    fault_id: str,
+    params: Mapping[str, Any],
+) -> tuple[str, str]:
+    """``snaplab inject``: one fault on one VM of a running lab; returns (lab, summary)."""
+    fault = fault_by_id(fault_id)
+    name = labs.resolve_lab(client, lab_name)
+    roster = labs.roster_of(client, name)
+    backups.check_vm(roster, vm)
+    fault.inject(FaultTarget(client, roster, vm, dict(params)))
+    return name, fault.summary

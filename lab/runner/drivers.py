@@ -1,0 +1,174 @@
+"""What a scenario run asks of the outside world, and the real implementation of it.
+
+Everything outside the process (Docker, the fabric, faults, the diagnosis) is reached
+through :class:`Drivers`, so the engine is tested with fakes and run with
+:class:`DockerDrivers`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import docker
+
+import lab
+from lab.errors import SnaplabError
+from lab.faults import FaultTarget, fault_by_id
+from lab.platform.roster import Roster
+from lab.provision import backups, images
+from lab.provision import lab as labs
+from lab.provision.fabric_client import FabricClient
+from lab.provision.lab import ArmEndpoint
+from lab.provision.spec import lab_spec
+from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
+from lab.scenario import Scenario
+from lab.scenario_schema import VmDecl
+
+POLL_SECONDS = 0.5
+GUEST_LOG_LINES = 100
+Report = Callable[[str], None]
+
+
+class Diagnosis(Protocol):
+    """What the runner reads of :func:`lab.diagnosis.diagnose`'s answer."""
+
+    @property
+    def cause_ids(self) -> Iterable[str]: ...
+
+    def to_json(self) -> Any: ...
+
+
+class Drivers(Protocol):
+    """Everything a scenario run asks of the outside world."""
+
+    def prepare(self, agent_versions: Sequence[str]) -> None:
+        """Make what every lab of the run needs (images) once, before labs start."""
+
+    def up(self, lab: str, vms: Sequence[VmDecl]) -> Roster:
+        """Bring up a lab with these VMs and return when every agent is Ready."""
+
+    def down(self, lab: str) -> None:
+        """Remove the lab completely (a lab that is not there is not an error)."""
+
+    def inject(self, roster: Roster, vm: str, fault: str, params: Mapping[str, Any]) -> None:
+        """Apply one registered fault to one VM."""
+
+    def backup(
+        self, roster: Roster, vm: str, deadline_seconds: float, cancel: threading.Event
+    ) -> dict[str, Any]:
+        """Start a backup job and follow it; return it at its end, deadline or cancel."""
+
+    def diagnose(self, roster: Roster, vm: str) -> Diagnosis:
+        """Run the checks against one VM and name the causes found."""
+
+    def run_runbook(
+        self, roster: Roster, scenario: Scenario, cancel: threading.Event
+    ) -> RunbookResult:
+        """Execute the scenario's runbook steps in its lab."""
+
+    def guest_logs(self, roster: Roster, vm: str) -> dict[str, str]:
+        """The tails of the guest's agent and extension logs."""
+
+    def versions(self) -> dict[str, str]:
+        """Versions of outside components worth recording in the journal."""
+
+
+class DockerDrivers:
+    """The real collaborators: Docker labs, the fabric's backup service, the fault
+    registry, :mod:`lab.diagnosis`, and runbook steps run with ``docker exec``."""
+
+    def __init__(self, client: docker.DockerClient, report: Report = lambda _: None) -> None:
+        self.client = client
+        self.report = report
+
+    def prepare(self, agent_versions: Sequence[str]) -> None:
+        for recipe in images.all_recipes(tuple(agent_versions)):
+            images.ensure_image(self.client, recipe, self.report)
+
+    def up(self, lab: str, vms: Sequence[VmDecl]) -> Roster:
+        spec = lab_spec(lab, tuple(f"{vm.name}:agent={vm.agent}" for vm in vms))
+        return labs.up(self.client, spec, lambda _: None)
+
+    def down(self, lab: str) -> None:
+        labs.down(self.client, lab)
+
+    def inject(self, roster: Roster, vm: str, fault: str, params: Mapping[str, Any]) -> None:
+        fault_by_id(fault).inject(FaultTarget(self.client, roster, vm, dict(params)))
+
+    def backup(
+        self, roster: Roster, vm: str, deadline_seconds: float, cancel: threading.Event
+    ) -> dict[str, Any]:
+        job = backups.current_or_start(roster, vm)
+        fabric = FabricClient(roster.fabric_ip)
+        deadline = time.monotonic() + deadline_seconds
+        while job["status"] not in backups.TERMINAL:
+            if cancel.is_set() or time.monotonic() > deadline:
+                break
+            time.sleep(POLL_SECONDS)
+            job = fabric.job(job["job_id"])
+        return job
+
+    def diagnose(self, roster: Roster, vm: str) -> Diagnosis:
+        # Imported by name: the diagnosis package is developed beside the runner, and a
+        # run without it should fail its diagnose phase, not every command at import.
+        module = importlib.import_module("lab.diagnosis")
+        found: Diagnosis = module.diagnose(self.client, roster, vm)
+        return found
+
+    def run_runbook(
+        self, roster: Roster, scenario: Scenario, cancel: threading.Event
+    ) -> RunbookResult:
+        arm = labs.arm_endpoint(self.client, roster.lab)
+        place = StepPlace(
+            containers={g.name: g.container for g in roster.guests},
+            default_vm=scenario.primary_vm,
+            platform_env=platform_env(env_exports(arm), roster.lab, scenario.primary_vm),
+            cwd=repo_root(),
+        )
+        return run_steps(scenario.steps, place, cancel=cancel)
+
+    def guest_logs(self, roster: Roster, vm: str) -> dict[str, str]:
+        target = FaultTarget(self.client, roster, vm)
+        scripts = {
+            "waagent.log": f"tail -n {GUEST_LOG_LINES} /var/log/waagent.log",
+            "extension.log": "shopt -s globstar nullglob; "
+            "for f in /var/log/azure/**/extension.log; "
+            f'do echo "== $f"; tail -n {GUEST_LOG_LINES} "$f"; done',
+            "journalctl -u walinuxagent": "journalctl -u walinuxagent --no-pager "
+            f"-n {GUEST_LOG_LINES}",
+        }
+        logs = {}
+        for name, script in scripts.items():
+            try:
+                logs[name] = target.run(script + " 2>&1 || true", timeout=30)
+            except SnaplabError as exc:
+                logs[name] = f"could not read: {exc}"
+        return logs
+
+    def versions(self) -> dict[str, str]:
+        try:
+            return {"docker": str(self.client.version().get("Version", "unknown"))}
+        except Exception:
+            return {"docker": "unknown"}
+
+
+def env_exports(arm: ArmEndpoint) -> dict[str, str]:
+    """What ``snaplab env`` exports: the Azure SDK pointed at the lab's ARM twin."""
+    return {
+        "SNAPLAB_ARM_ENDPOINT": arm.url,
+        "AZURE_SUBSCRIPTION_ID": arm.subscription_id,
+        "SNAPLAB_RESOURCE_GROUP": arm.resource_group,
+        "SNAPLAB_ARM_TOKEN": arm.token,
+        "REQUESTS_CA_BUNDLE": arm.ca_file,
+        "SSL_CERT_FILE": arm.ca_file,
+    }
+
+
+def repo_root() -> Path:
+    """Where platform steps run: the checkout that holds the package and scenarios/."""
+    return Path(lab.__file__).resolve().parent.parent
