@@ -2,8 +2,11 @@
 
 A fence's info string says where its code runs: ``bash guest`` (in the scenario's first
 faulted VM, as root, ``bash -e``), ``bash guest vm=NAME`` (another VM), ``bash platform``
-(on the Docker host, with the lab's ``snaplab env`` exports) or ``python platform``. Any
-other fence is only shown to the reader. The Markdown is parsed by markdown-it (CommonMark),
+(on the Docker host, with the lab's ``snaplab env`` exports) or ``python platform``; the
+word ``fix`` after them (``bash guest fix``) marks a step that clears the cause, as opposed
+to one that looks or waits, so the runner can prove the runbook needs it (the
+``without-fix`` variant runs the runbook without those steps). Any other fence is only
+shown to the reader. The Markdown is parsed by markdown-it (CommonMark),
 so fences inside lists, ``~~~`` fences and indented code behave as a reader sees them.
 
 Executing a runbook is what a person would do: each step's output is captured, each has
@@ -35,7 +38,11 @@ StepLanguage = Literal["bash", "python"]
 EXECUTABLE_LANGUAGES: tuple[StepLanguage, ...] = ("bash", "python")
 STEP_TIMEOUT_SECONDS = 300.0
 OUTPUT_TAIL_LINES = 20
-FORMS = "'bash guest', 'bash guest vm=NAME', 'bash platform' or 'python platform'"
+FORMS = (
+    "'bash guest', 'bash guest vm=NAME', 'bash platform' or 'python platform', "
+    "optionally followed by 'fix'"
+)
+FIX_WORD = "fix"
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,12 @@ class Step:
     language: StepLanguage
     code: str
     vm: str | None = None
+    fix: bool = False
 
     def describe(self) -> str:
         where = f" vm={self.vm}" if self.vm else ""
-        return f"line {self.line} ({self.language} {self.kind}{where})"
+        fix = f" {FIX_WORD}" if self.fix else ""
+        return f"line {self.line} ({self.language} {self.kind}{where}{fix})"
 
 
 def parse_runbook(text: str, source: str) -> list[Step]:
@@ -79,16 +88,20 @@ def _step_from_fence(info: str, code: str, line: int, source: str) -> Step | Non
         raise bad(f"expected {FORMS}")
     kind: StepKind = "guest" if words[1] == "guest" else "platform"
     vm = None
+    fix = False
     for option in words[2:]:
         key, sep, value = option.partition("=")
-        if kind != "guest" or key != "vm" or not sep or not value or vm is not None:
+        if option == FIX_WORD and not fix:
+            fix = True
+        elif kind != "guest" or key != "vm" or not sep or not value or vm is not None:
             raise bad(f"unexpected {option!r} (expected {FORMS})")
-        vm = value
+        else:
+            vm = value
     if kind == "guest" and language != "bash":
         raise bad("guest steps are bash; Python steps run on the platform ('python platform')")
     if not code.strip():
         raise bad("the step has no code")
-    return Step(line=line, kind=kind, language=language, code=code, vm=vm)
+    return Step(line=line, kind=kind, language=language, code=code, vm=vm, fix=fix)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Everything wrong with a scenario is found here, before a lab is started, and rep
 as one line that names the file, the field and what was expected (exit code 2 through
 :class:`lab.errors.BadInput`): YAML syntax (with its line), duplicate keys, unknown keys,
 wrong types, an id that is not its folder's name, a fault nobody registered, a fault on
-a VM the scenario does not have, a runbook that is missing or has no executable step.
+a VM the scenario does not have, a runbook that is missing, has no executable step or
+marks no step as its fix (``bash guest fix``: what the ``without-fix`` variant leaves out).
 """
 
 from __future__ import annotations
@@ -168,6 +169,11 @@ def _check_steps(steps: Sequence[Step], spec: ScenarioFile, runbook: Path) -> No
                 f"{_show(runbook)} line {step.line}: vm={step.vm!r} is not one of "
                 f"the scenario's VMs ({', '.join(names)})"
             )
+    if not any(step.fix for step in steps):
+        raise BadInput(
+            f"{_show(runbook)}: no step is marked as the fix (add 'fix' to the fence of the "
+            "step(s) that clear the cause, e.g. 'bash guest fix')"
+        )
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -78,7 +78,9 @@ def test_the_canonical_runbook_has_guest_steps_then_a_platform_wait() -> None:
     steps = parse_runbook(text, "runbook.md")
     assert [s.kind for s in steps] == ["guest", "guest", "guest", "platform"]
     lines = text.splitlines()
-    assert all(lines[s.line - 1] == f"```bash {s.kind}" for s in steps)
+    fix = " fix"
+    assert all(lines[s.line - 1] == f"```bash {s.kind}{fix if s.fix else ''}" for s in steps)
+    assert [s.fix for s in steps] == [False, True, False, False]
     assert "systemctl restart walinuxagent" in steps[1].code
     assert "--wait-ready" in steps[3].code
 
@@ -98,12 +100,39 @@ def test_the_canonical_runbook_has_guest_steps_then_a_platform_wait() -> None:
         ("bash guest vm=", "unexpected 'vm=' (expected"),
         ("bash guest host=vm1", "unexpected 'host=vm1' (expected"),
         ("bash guest vm=a vm=b", "unexpected 'vm=b' (expected"),
+        ("bash fix", "expected 'bash guest', "),
+        ("bash guest fix fix", "unexpected 'fix' (expected"),
+        ("bash guest fixed", "unexpected 'fixed' (expected"),
+        ("bash platform fix vm=vm1", "unexpected 'vm=vm1' (expected"),
     ],
 )
 def test_misspelt_fences_are_errors(info: str, problem: str) -> None:
     with pytest.raises(BadInput) as caught:
         parse_runbook(f"# R\n\n```{info}\ntrue\n```\n", "scenarios/x/runbook.md")
     assert str(caught.value).startswith(f"scenarios/x/runbook.md line 3: fence '{info}': {problem}")
+
+
+@pytest.mark.parametrize(
+    ("info", "vm"),
+    [("bash guest fix", None), ("bash guest fix vm=vm2", "vm2"), ("bash guest vm=vm2 fix", "vm2")],
+)
+def test_fix_marks_a_guest_step_in_any_order(info: str, vm: str | None) -> None:
+    (step,) = parse_runbook(f"```{info}\ntrue\n```\n", "rb.md")
+    assert (step.kind, step.vm, step.fix) == ("guest", vm, True)
+    assert step.describe().endswith(" fix)")
+
+
+def test_fix_marks_platform_steps_too() -> None:
+    steps = parse_runbook(
+        "```bash platform fix\ntrue\n```\n\n```python platform fix\nprint(1)\n```\n"
+        "\n```bash platform\ntrue\n```\n",
+        "rb.md",
+    )
+    assert [(s.language, s.fix) for s in steps] == [
+        ("bash", True),
+        ("python", True),
+        ("bash", False),
+    ]
 
 
 def test_an_empty_step_is_an_error() -> None:

@@ -44,7 +44,7 @@ limits:
 RUNBOOK_MD = """\
 # Runbook
 
-```bash guest
+```bash guest fix
 systemctl restart walinuxagent
 ```
 """

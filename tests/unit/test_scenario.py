@@ -195,8 +195,23 @@ def test_runbook_fence_with_a_typo(root: Path) -> None:
     runbook = "# Runbook\n\n```bash guets\nsystemctl restart walinuxagent\n```\n"
     assert _error(root, runbook=runbook) == (
         "scenarios/demo/runbook.md line 3: fence 'bash guets': expected 'bash guest', "
-        "'bash guest vm=NAME', 'bash platform' or 'python platform'"
+        "'bash guest vm=NAME', 'bash platform' or 'python platform', optionally followed by 'fix'"
     )
+
+
+def test_runbook_without_a_fix_step_is_refused(root: Path) -> None:
+    runbook = "# Runbook\n\n```bash guest\nsystemctl restart walinuxagent\n```\n"
+    assert _error(root, runbook=runbook) == (
+        "scenarios/demo/runbook.md: no step is marked as the fix (add 'fix' to the fence "
+        "of the step(s) that clear the cause, e.g. 'bash guest fix')"
+    )
+
+
+def test_every_catalog_runbook_marks_its_fix() -> None:
+    for scenario in load_scenarios():
+        fixes = [s for s in scenario.steps if s.fix]
+        assert fixes, scenario.id
+        assert len(fixes) < len(scenario.steps), f"{scenario.id}: every step is the fix"
 
 
 def test_runbook_step_on_a_vm_the_scenario_does_not_have(root: Path) -> None:
