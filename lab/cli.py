@@ -6,6 +6,7 @@ message and an exit code; tracebacks only appear with ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -16,6 +17,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
+from lab import signals
 from lab.cli_diagnose import diagnose
 from lab.cli_nsg import nsg
 from lab.cli_run import inject, run
@@ -41,12 +43,14 @@ class SnaplabGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+        except KeyboardInterrupt as exc:
+            # Ctrl-C, SIGTERM or SIGHUP (lab.signals): what was up has been removed.
+            _fail(f"interrupted ({signals.describe()})", signals.exit_code(exc))
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+        click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
 
@@ -339,4 +343,8 @@ for command in (run, inject, diagnose, nsg):
 
 
 def main() -> None:
-    cli(obj={})
+    signals.install()
+    try:
+        cli(obj={})
+    finally:
+        signals.cancel_watchdog()

@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from lab import signals
 from lab.errors import BadInput
 from lab.faults import fault_by_id
 from lab.journal import Journal, PhaseRecord, ScenarioRecord
@@ -170,7 +171,7 @@ def run(
         write_junit(document, junit_path)
     _print_summary(journal, journal_path, junit_path)
     if journal.status == "interrupted":
-        sys.exit(130)
+        sys.exit(signals.exit_code())
     sys.exit(0 if journal.passed else 1)
 
 

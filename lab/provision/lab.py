@@ -20,6 +20,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
+from lab import signals
 from lab.errors import BadInput, LabExists, LabNotFound, ProvisionFailed, UnknownVm
 from lab.platform.roster import GuestEntry, Roster
 from lab.provision import containers, images, network
@@ -112,6 +113,7 @@ def _create_lab(
         fabric_ip=addresses.fabric,
         storage_ip=addresses.storage,
         guests=guests,
+        time_scale=spec.time_scale,
     )
     report("starting fabric (DHCP, WireServer, HostGAPlugin) and storage (Azurite)")
     fabric = containers.create_fabric(client, roster, tags["host"])
@@ -158,8 +160,12 @@ def _free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@signals.shielded("removing a lab")
 def down(client: docker.DockerClient, lab: str | None) -> int:
-    """Remove every object of ``lab`` (every lab when None); returns how many."""
+    """Remove every object of ``lab`` (every lab when None); returns how many.
+
+    Shielded: a SIGTERM or Ctrl-C meanwhile lets the removal finish (lab.signals).
+    """
     selector = {"label": f"{LAB_LABEL}={lab}" if lab else LAB_LABEL}
     removed = 0
     for container in client.containers.list(all=True, filters=selector):

@@ -1,7 +1,7 @@
 """Run many scenarios, each in its own lab, ``--parallel`` at a time, into one journal.
 
-The first Ctrl-C stops them at the next phase boundary and tears every lab down, a second
-one removes the labs at once.
+The first Ctrl-C (or SIGTERM, SIGHUP: :mod:`lab.signals`) stops them at the next phase
+boundary and tears every lab down, a second one removes the labs at once.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lab import signals
 from lab.errors import BadInput
 from lab.journal import Journal, ScenarioRecord, now, run_input
 from lab.platform.timescale import time_scale
@@ -25,6 +26,9 @@ from lab.scenario import Scenario
 
 DEFAULT_LAB_PREFIX = "run"
 LAB_PREFIX_MAX = 10
+# Creating one object of a lab takes well under a second; a worker whose lab was removed
+# under it fails at its next step (see _remove_now).
+SWEEP_AGAIN_SECONDS = 3.0
 
 
 def lab_name(prefix: str, scenario_id: str) -> str:
@@ -149,14 +153,28 @@ def run_catalog(
         try:
             _wait(finished)
         except KeyboardInterrupt:
-            for name in live.snapshot():
-                # Removing the other labs matters more than one that will not go.
-                with contextlib.suppress(Exception):
-                    drivers.down(name)
+            with signals.shielded("removing the run's labs"):
+                _remove_now(live, drivers, finished)
             raise
     journal.finished_at = now()
     journal.seconds = time.monotonic() - began
     return journal
+
+
+def _remove_now(live: _LiveLabs, drivers: Drivers, finished: threading.Event) -> None:
+    """The second interrupt: remove every lab still up, without waiting for its phase.
+
+    A worker still provisioning may create objects (a container, the lab's firewall
+    rules) after its lab was removed; it fails soon after, since its network is gone.
+    So wait briefly for the workers and remove the labs once more.
+    """
+    for attempt in range(2):
+        if attempt:
+            finished.wait(SWEEP_AGAIN_SECONDS)
+        for name in live.snapshot():
+            # Removing the other labs matters more than one that will not go.
+            with contextlib.suppress(Exception):
+                drivers.down(name)
 
 
 def _wait(finished: threading.Event) -> None:

@@ -15,7 +15,7 @@ from lab.provision import lab as labs
 from lab.provision.spec import lab_spec
 from lab.runner.drivers import DockerDrivers, Drivers, Report
 from lab.runner.engine import _run_phase, new_record
-from lab.runner.phases import PHASES, SETUP_PHASES, RunContext
+from lab.runner.phases import PHASES, SETUP_PHASES, Phase, RunContext
 from lab.scenario import Scenario
 
 
@@ -36,7 +36,21 @@ def prepare_lab(drivers: Drivers, scenario: Scenario, lab: str, report: Report) 
         "warmup": "running the warm-up backup",
         "inject": "breaking the scenario's VM(s)",
     }
-    for phase, entry in zip(phases, record.phases, strict=True):
+    try:
+        _run_setup_phases(ctx, phases, messages, report)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM (lab.signals) between two phases: the lab goes too.
+        if ctx.lab_started:
+            drivers.down(lab)
+        raise
+    return ctx.need_roster()
+
+
+def _run_setup_phases(
+    ctx: RunContext, phases: list[Phase], messages: dict[str, str], report: Report
+) -> None:
+    scenario, lab, drivers = ctx.scenario, ctx.lab, ctx.drivers
+    for phase, entry in zip(phases, ctx.record.phases, strict=True):
         if phase.name == "warmup" and not scenario.spec.warmup_backup:
             continue
         report(messages[phase.name])
@@ -51,7 +65,6 @@ def prepare_lab(drivers: Drivers, scenario: Scenario, lab: str, report: Report) 
                 f"scenario {scenario.id}: {phase.name} failed: {entry.error}"
                 + (f" (lab {lab} removed)" if ctx.lab_started else "")
             )
-    return ctx.need_roster()
 
 
 def provision_scenario(
