@@ -138,7 +138,7 @@ def context_for(
         vm=vm,
         host=host if host is not None else testinfra_host(entry.container),
         platform=platform if platform is not None else LabPlatform(client, roster),
-        subtask_timeout_seconds=SNAPSHOT_SUBTASK_TIMEOUT.lab_seconds(),
+        subtask_timeout_seconds=SNAPSHOT_SUBTASK_TIMEOUT.lab_seconds(roster.time_scale),
     )
 
 

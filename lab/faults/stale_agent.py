@@ -68,7 +68,11 @@ def wait_for_agent_status(target: FaultTarget, wanted: str, timeout: float | Non
     long the platform takes to notice, which is what a fault that ends "in the past"
     must wait for.
     """
-    limit = timeout if timeout is not None else AGENT_STATUS_STALE_AFTER.lab_seconds()
+    limit = (
+        timeout
+        if timeout is not None
+        else AGENT_STATUS_STALE_AFTER.lab_seconds(target.roster.time_scale)
+    )
     limit += NOT_READY_SLACK_SECONDS
     fabric = FabricClient(target.roster.fabric_ip)
     started = time.monotonic()

@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lab.platform.timescale import DEFAULT_TIME_SCALE
+
 ROSTER_PATH = Path("/etc/snaplab/roster.json")
 
 WIRESERVER_PORT = 80
@@ -41,6 +43,10 @@ class Roster:
     subscription_id: str = "00000000-0000-0000-0000-000000000000"
     resource_group: str = "snaplab"
     location: str = "snaplab-local"
+    # The lab's own Azure-clock factor: the fabric runs at it (SNAPLAB_TIME_SCALE in its
+    # environment) and host-side code that waits on the lab's clock reads it from here,
+    # so labs at different scales run side by side in one process.
+    time_scale: float = DEFAULT_TIME_SCALE
 
     def guest_by_ip(self, ip: str) -> GuestEntry | None:
         return next((g for g in self.guests if g.ip == ip), None)

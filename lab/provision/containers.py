@@ -17,7 +17,6 @@ from docker.models.containers import Container
 
 from lab.errors import ProvisionFailed
 from lab.platform.roster import ROSTER_PATH, GuestEntry, Roster
-from lab.platform.timescale import time_scale
 from lab.provision.labels import (
     AGENT_LABEL,
     ARM_PORT_LABEL,
@@ -98,7 +97,8 @@ def create_fabric(client: docker.DockerClient, roster: Roster, image: str) -> Co
         labels=lab_labels(lab, "fabric"),
         ip=roster.fabric_ip,
         hostname="fabric",
-        environment={"SNAPLAB_TIME_SCALE": str(time_scale())},
+        # The lab's clock, not the caller's: labs at different scales share one process.
+        environment={"SNAPLAB_TIME_SCALE": repr(roster.time_scale)},
         host_config={
             "network_mode": network_name(lab),
             "cap_add": ["NET_ADMIN", "NET_RAW"],
@@ -141,7 +141,10 @@ def create_guest(client: docker.DockerClient, lab: str, guest: GuestEntry, image
         environment={"container": "docker"},
         host_config={
             "network_mode": network_name(lab),
-            "cap_add": ["NET_ADMIN", "NET_RAW"],
+            # SYS_BOOT: the guest's reboot(2) ends only its own PID namespace, with SIGINT
+            # for a halt and SIGHUP for a reboot, so the host tells them apart
+            # (lab.platform.host_power). Docker's seccomp profile still refuses kexec.
+            "cap_add": ["NET_ADMIN", "NET_RAW", "SYS_BOOT"],
             "tmpfs": SYSTEMD_TMPFS,
             "binds": CGROUP_MOUNT,
             "nano_cpus": int(GUEST_CPUS * 1e9),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from lab.errors import BadInput
+from lab.platform.timescale import DEFAULT_TIME_SCALE
+from lab.platform.timescale import time_scale as default_time_scale
 from lab.provision.images import DEFAULT_AGENT, agent_flavor
 from lab.provision.labels import LAB_NAME_PATTERN, VM_NAME_PATTERN
 
@@ -22,6 +25,9 @@ class VmSpec:
 class LabSpec:
     name: str
     vms: tuple[VmSpec, ...]
+    # Azure's clock in this lab runs this many times faster (the fabric's
+    # SNAPLAB_TIME_SCALE); by default the caller's SNAPLAB_TIME_SCALE, else 240.
+    time_scale: float = DEFAULT_TIME_SCALE
 
 
 def parse_vm(text: str) -> VmSpec:
@@ -41,7 +47,7 @@ def parse_vm(text: str) -> VmSpec:
     return VmSpec(name=name, agent=agent)
 
 
-def lab_spec(name: str, vm_options: tuple[str, ...]) -> LabSpec:
+def lab_spec(name: str, vm_options: tuple[str, ...], time_scale: float | None = None) -> LabSpec:
     if not LAB_NAME_PATTERN.match(name):
         raise BadInput(
             f"--lab {name!r}: lab name must be lowercase letters, digits and '-', "
@@ -55,4 +61,7 @@ def lab_spec(name: str, vm_options: tuple[str, ...]) -> LabSpec:
         seen.add(vm.name)
     if len(vms) > MAX_GUESTS:
         raise BadInput(f"--vm: at most {MAX_GUESTS} VMs per lab, got {len(vms)}")
-    return LabSpec(name=name, vms=vms)
+    scale = default_time_scale() if time_scale is None else time_scale
+    if not math.isfinite(scale) or scale <= 0:
+        raise BadInput(f"time scale {scale!r}: must be a positive number")
+    return LabSpec(name=name, vms=vms, time_scale=scale)
