@@ -1,12 +1,17 @@
 """Backup jobs as the vault's job list shows them.
 
 ``backup_jobs`` reports the VM's latest finished job. ``concurrent_backups`` is the
-schedule-storm rule (Microsoft's cause 4c, newer guidance: no more than 4 VM backups
-starting together): the VM's latest job failed on the snapshot sub-task timeout, at
-some instant while it ran **more than 4** of the lab's backup jobs were in progress at
-once, and at least one *other* job of that crowd failed on the same timeout. Concurrency
-is counted from the jobs' own start and end times (a job still running counts until
-now), so the rule needs nothing but the job list an engineer sees.
+schedule-storm rule (Microsoft's cause 4c: many VMs backed up at the same time; the
+newer scale guidance says no more than 4 VM backups should start together). It looks
+for the trace a busy host leaves in the job list, without knowing how many snapshots a
+host takes at once: the VM's latest job ended on the snapshot sub-task timeout, other
+VMs' jobs were running with it, and while it waited the platform *completed* some of
+those others. A platform that finishes other VMs' snapshots while this VM's status never
+comes back was busy with them; one such timeout is enough evidence, and a job that ran
+alone never is. It reads nothing but what an engineer sees in the vault's job list
+(start and end times, status, error code, trigger and policy); whether the VM itself
+was healthy (agent Ready, nothing wrong in the guest) is for the diagnosis rules to
+weigh with the other checks.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from checks.context import CheckContext
 from checks.result import CheckResult
 
 TIMEOUT_ERROR = "GuestAgentSnapshotTaskStatusError"
-MAX_TOGETHER = 4  # Azure's guidance: no more than this many VM backups starting together
 TERMINAL = ("Completed", "Failed")
 
 Job = dict[str, Any]
@@ -55,44 +59,77 @@ def backup_jobs(ctx: CheckContext) -> CheckResult:
 
 
 def concurrent_backups(ctx: CheckContext) -> CheckResult:
-    """Fails when the VM's latest job timed out in a crowd of more than 4 lab backups."""
+    """Fails when the VM's latest job timed out while the platform completed other VMs'
+    backups that ran with it."""
     check = "platform.concurrent_backups"
     jobs = list(ctx.platform.jobs())
     job = latest_finished(jobs, ctx.vm)
     if job is None:
         return CheckResult.ok(check, f"no finished backup job for {ctx.vm}")
-    start = _time(job.get("started_at"))
-    if start is None:
-        return CheckResult.unobserved(check, f"{describe(job)} has no start time")
-    crowd = peak_crowd(jobs, start, _time(job.get("ended_at")) or datetime.now(UTC))
-    timed_out = [j for j in crowd if j.get("error_code") == TIMEOUT_ERROR]
-    vms = ", ".join(sorted({str(j.get("vm")) for j in crowd}))
+    start, end = _time(job.get("started_at")), _time(job.get("ended_at"))
+    if start is None or end is None:
+        return CheckResult.unobserved(check, f"{describe(job)} has no start or end time")
+    together = ran_with(jobs, job, start, end)
+    if not together:
+        return CheckResult.ok(check, f"{describe(job)}: no other backup job ran with it")
+    served = completed_during(together, start, end)
+    timed_out = [j for j in together if j.get("error_code") == TIMEOUT_ERROR]
     detail = (
-        f"at most {len(crowd)} backup job(s) ran at once during {describe(job)} ({vms}); "
-        f"{len(timed_out)} of them failed with {TIMEOUT_ERROR}"
+        f"{describe(job)}; {len(together)} other backup job(s) ran with it "
+        f"({_crowd(together)}): {len(served)} completed while it waited"
+        f"{_vm_list(served)}, {len(timed_out)} timed out as well{_vm_list(timed_out)}"
     )
-    storm = (
-        job.get("error_code") == TIMEOUT_ERROR and len(crowd) > MAX_TOGETHER and len(timed_out) >= 2
-    )
-    if storm:
-        return CheckResult.fail(check, f"{detail} (more than {MAX_TOGETHER} together)")
+    if job.get("error_code") == TIMEOUT_ERROR and served:
+        return CheckResult.fail(
+            check, f"{detail}: the platform finished other VMs' snapshots while this one waited"
+        )
     return CheckResult.ok(check, detail)
 
 
-def peak_crowd(jobs: Sequence[Job], start: datetime, end: datetime) -> list[Job]:
-    """The largest set of jobs running at one instant between ``start`` and ``end``
-    (the count only rises when a job starts, so only start times need looking at)."""
-    instants = [start] + [
-        t for j in jobs if (t := _time(j.get("started_at"))) is not None and start <= t <= end
+def ran_with(jobs: Sequence[Job], job: Job, start: datetime, end: datetime) -> list[Job]:
+    """Other VMs' jobs that were running at some moment between ``start`` and ``end``
+    (a job still running counts until now)."""
+    return [
+        other
+        for other in jobs
+        if other.get("vm") != job.get("vm")
+        and (other_start := _time(other.get("started_at"))) is not None
+        and other_start <= end
+        and (_time(other.get("ended_at")) or datetime.now(UTC)) >= start
     ]
-    crowds = ([j for j in jobs if _running_at(j, t)] for t in instants)
-    return max(crowds, key=len, default=[])
 
 
-def _running_at(job: Job, moment: datetime) -> bool:
-    start = _time(job.get("started_at"))
-    end = _time(job.get("ended_at")) or datetime.now(UTC)
-    return start is not None and start <= moment <= end
+def completed_during(jobs: Sequence[Job], start: datetime, end: datetime) -> list[Job]:
+    """The jobs that completed between ``start`` and ``end``."""
+    return [
+        j
+        for j in jobs
+        if j.get("status") == "Completed"
+        and (done := _time(j.get("ended_at"))) is not None
+        and start <= done <= end
+    ]
+
+
+def _crowd(jobs: Sequence[Job]) -> str:
+    """How the crowd was started: by which policies' schedules, or on demand."""
+    policies = sorted({str(j["policy"]) for j in jobs if j.get("policy")})
+    on_demand = sum(1 for j in jobs if not j.get("policy"))
+    parts = [f"policy {', '.join(policies)}"] if policies else []
+    if on_demand:
+        parts.append(f"{on_demand} on demand")
+    return "; ".join(parts)
+
+
+def _vm_list(jobs: Sequence[Job]) -> str:
+    if not jobs:
+        return ""
+    shown = ", ".join(
+        f"{j.get('vm')} {float(j['seconds']):.1f} s"
+        if j.get("seconds") is not None
+        else str(j.get("vm"))
+        for j in sorted(jobs, key=lambda j: str(j.get("ended_at") or ""))
+    )
+    return f" ({shown})"
 
 
 def _time(text: object) -> datetime | None:

@@ -22,6 +22,8 @@ Precision between causes that share symptoms comes from the conditions, not from
 - ``broken-extension`` vs ``extension-update-failed``: the latter is a version the goal
   state asks for that the agent could not fetch or unpack; the former is the handler
   in use being damaged on disk while its version is the one asked for.
+- ``schedule-storm`` is the platform busy with other VMs' snapshots: named only when
+  the VM's agent is Ready and no check finds a cause in the VM itself.
 - ``blocked-egress`` vs ``blocked-egress-proxy``: both are storage unreachable on the
   extension's path with an NSG rule denying VM -> storage; ``-proxy`` is that block
   on a VM that has a working proxy the agent is not configured to use, so the fix
@@ -106,6 +108,25 @@ EGRESS_EVIDENCE = (
     "platform.backup_jobs",
 )
 
+# Checks that find something wrong with the VM itself. The schedule-storm rule is the
+# platform being busy with other VMs: it is named only for a VM whose agent is Ready and
+# in which none of these finds a cause of its own (a timeout among other VMs' completed
+# jobs is otherwise just that VM's own failure).
+GUEST_CAUSE_CHECKS: tuple[str, ...] = (
+    "guest.agent_version",
+    "guest.agent_running",
+    "guest.waagent_conf",
+    "guest.dhcp",
+    "guest.storage_reachable",
+    "guest.handler_files",
+    "guest.extension_package",
+    "guest.cpu_load",
+    "guest.memory",
+    "guest.prepost_scripts",
+    "platform.power_state",
+    "platform.nsg_egress",
+)
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "blocked-egress",
@@ -183,8 +204,12 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "schedule-storm",
-        Failed("platform.concurrent_backups"),
-        ("platform.concurrent_backups", "platform.backup_jobs"),
+        all_of(
+            Failed("platform.concurrent_backups"),
+            Passed("platform.vm_agent"),
+            *(Not(Failed(check)) for check in GUEST_CAUSE_CHECKS),
+        ),
+        ("platform.concurrent_backups", "platform.vm_agent", "platform.backup_jobs"),
     ),
     Rule(
         "prescript-hang",

@@ -8,7 +8,7 @@ from typing import Any
 from checks.fakes import FakeHost, FakePlatform, fake_context, healthy_host, healthy_platform
 from checks.nsg import NsgRule
 from checks.on_platform.instance_view import extensions, power_state, vm_agent
-from checks.on_platform.jobs import backup_jobs, concurrent_backups
+from checks.on_platform.jobs import backup_jobs
 from checks.on_platform.nsg_egress import nsg_egress
 
 TIMEOUT = "GuestAgentSnapshotTaskStatusError"
@@ -140,45 +140,6 @@ def test_no_jobs_pass() -> None:
     assert backup_jobs(fake_context(healthy_host(), FakePlatform())).passed
 
 
-def storm(count: int, failed: int) -> FakePlatform:
-    platform = healthy_platform()
-    platform.job_list = [
-        job(
-            f"vm{i}",
-            "Failed" if i <= failed else "Completed",
-            f"0{i % 10}.{i:03d}",
-            "40.000",
-            TIMEOUT if i <= failed else None,
-        )
-        for i in range(1, count + 1)
-    ]
-    return platform
-
-
-def test_timeouts_among_more_than_four_backups_are_a_storm() -> None:
-    result = concurrent_backups(fake_context(healthy_host(), storm(6, 3)))
-    assert not result.passed
-    assert (
-        "at most 6 backup job(s) ran at once" in result.detail
-        and "3 of them failed" in result.detail
-    )
-
-
-def test_four_at_once_is_within_guidance() -> None:
-    assert concurrent_backups(fake_context(healthy_host(), storm(4, 4))).passed
-
-
-def test_a_lone_timeout_in_a_crowd_is_not_a_storm() -> None:
-    assert concurrent_backups(fake_context(healthy_host(), storm(6, 1))).passed
-
-
-def test_storm_needs_this_vms_job_to_have_timed_out() -> None:
-    platform = storm(6, 3)
-    platform.job_list = [j for j in platform.job_list if j["vm"] != "vm1"]
-    platform.job_list.append(job("vm1", "Completed", "01.500", "30.000"))
-    assert concurrent_backups(fake_context(healthy_host(), platform)).passed
-
-
 def rule(
     allow: bool,
     dst: str | None = "10.213.9.3/32",
@@ -215,16 +176,3 @@ def test_deny_rule_elsewhere_passes() -> None:
     platform = healthy_platform()
     platform.rules = [rule(False, ports=((443, 443),))]
     assert nsg_egress(fake_context(healthy_host(), platform)).passed
-
-
-def test_staggered_jobs_that_never_run_five_at_once_are_no_storm() -> None:
-    platform = healthy_platform()
-    platform.job_list = [
-        job("vm1", "Failed", "00.000", "30.000", TIMEOUT),
-        *(
-            job(f"vm{i}", "Failed", f"{i * 5:02d}.000", f"{i * 5 + 4:02d}.000", TIMEOUT)
-            for i in range(2, 7)
-        ),
-    ]
-    result = concurrent_backups(fake_context(healthy_host(), platform))
-    assert result.passed and "at most 2 backup job(s) ran at once" in result.detail

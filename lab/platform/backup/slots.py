@@ -1,8 +1,10 @@
-"""The host's snapshot slots: at most 4 VM snapshots at a time, first come first served.
+"""The host's snapshot slots: the lab's model of a host busy with too many snapshots.
 
-Azure's guidance is to start no more than 4 VM backups together per host (cloud
-service): the host works on a limited number of snapshots at once and the rest wait.
-The lab's VMs all share one host (the fabric), so one :class:`HostSnapshotSlots` serves
+Microsoft's scale guidance is to start no more than 4 VM backups together per host
+(cloud service); it publishes no limit or queue behind that advice. This module is the
+lab's model of why the advice exists: the host works on at most 4 snapshots at once,
+first come first served, and the rest wait. Nothing outside the backup service may rely
+on the number (the schedule-storm check observes jobs that waited, not slots). The lab's VMs all share one host (the fabric), so one :class:`HostSnapshotSlots` serves
 a whole lab. A job takes its place in the queue when it is accepted (so the order is
 the order in which jobs were started, never a race between their threads), holds a slot
 from the moment its snapshot is sent to the VM until the host has finished with it, and
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import threading
 
-# No more than 4 VM backups starting together per host (FACTS §4).
+# The lab's model: as many snapshots at once as Microsoft's guidance starts together.
 HOST_SNAPSHOT_SLOTS = 4
 
 
