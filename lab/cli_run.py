@@ -32,13 +32,14 @@ from lab.runner import (
     KEEP_CHOICES,
     DockerDrivers,
     Keep,
+    RunItem,
     RunOptions,
     apply_fault,
     check_lab_prefix,
     lab_name,
+    plan_run,
     run_catalog,
 )
-from lab.scenario import Scenario, load_scenarios
 
 console = Console(stderr=True)
 MAX_PARALLEL = 8
@@ -52,12 +53,12 @@ STATUS_STYLE = {
 
 
 class RunProgress:
-    """Shows each scenario's current phase while the runner's threads move them on."""
+    """Shows each item's current phase while the runner's threads move them on."""
 
-    def __init__(self, out: Console, scenarios: list[Scenario], prefix: str) -> None:
+    def __init__(self, out: Console, items: list[RunItem], prefix: str) -> None:
         self.out = out
-        self.order = [s.id for s in scenarios]
-        self.labs = {s.id: lab_name(prefix, s.id) for s in scenarios}
+        self.order = [item.id for item in items]
+        self.labs = {item.id: lab_name(prefix, item.id) for item in items}
         self.records: dict[str, ScenarioRecord] = {}
         self.began: dict[str, float] = {}
         self.lock = threading.Lock()
@@ -112,7 +113,15 @@ class RunProgress:
 
 
 @click.command("run")
-@click.argument("scenario_ids", nargs=-1, metavar="[ID]...")
+@click.argument("scenario_ids", nargs=-1, metavar="[ID[@VARIANT]]...")
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="V",
+    help="Run every listed scenario (default: all) this way: catalog (the default), "
+    "without-fix, scale=N, agent=VERSION or agents (repeatable).",
+)
 @click.option(
     "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit."
 )
@@ -134,16 +143,17 @@ class RunProgress:
     type=click.IntRange(1, MAX_PARALLEL),
     default=1,
     show_default=True,
-    help="Scenarios to run at once (each in its own lab).",
+    help="Items to run at once (each in its own lab).",
 )
 @click.option(
     "--lab-prefix",
     default=DEFAULT_LAB_PREFIX,
     show_default=True,
-    help="Labs are named <prefix>-<scenario id>.",
+    help="Labs are named <prefix>-<scenario id> (a variant's: shortened, with a hash).",
 )
 def run(
     scenario_ids: tuple[str, ...],
+    variants: tuple[str, ...],
     junit_path: Path | None,
     journal_path: Path | None,
     keep: Keep,
@@ -154,16 +164,19 @@ def run(
 
     Each scenario: provision, warm-up, inject, backup (must fail as expected), diagnose
     (must name exactly the expected cause), runbook, backup (must complete), verify,
-    teardown. Exit 0 only if every scenario passed.
+    teardown. A variant runs it another way: ``without-fix`` (the runbook without its
+    fix steps; the next backup must still fail), ``scale=N`` (the lab's Azure clock at
+    N), ``agent=VERSION`` / ``agents`` (the scenario's agent_variants). ``ID@VARIANT``
+    adds one item, e.g. ``agent-stopped@scale=60``. Exit 0 only if every item passed.
     """
-    scenarios = load_scenarios(scenario_ids)
+    items = plan_run(scenario_ids, variants)
     check_lab_prefix(lab_prefix)
     client = engine.ensure_engine(_log)
     engine.raise_inotify_limit()
     options = RunOptions(keep=keep, parallel=parallel, lab_prefix=lab_prefix)
     drivers = DockerDrivers(client, _log)
-    with RunProgress(console, scenarios, lab_prefix) as progress:
-        journal = run_catalog(scenarios, drivers, options, progress.observe)
+    with RunProgress(console, items, lab_prefix) as progress:
+        journal = run_catalog(items, drivers, options, progress.observe)
     document = journal.to_dict()
     if journal_path is not None:
         journal.write(journal_path)
@@ -180,11 +193,12 @@ def _log(step: str) -> None:
 
 
 def _print_summary(journal: Journal, journal_path: Path | None, junit_path: Path | None) -> None:
+    width = max([26, *(len(r.id) + 1 for r in journal.scenarios)])
     for record in journal.scenarios:
         failed = record.failed_phase
         why = f"  {failed.name}: {failed.error}" if failed else ""
         kept = f"  (lab {record.lab} kept)" if record.kept else ""
-        click.echo(f"{record.id:<26} {record.status:<11} {record.seconds:7.1f} s{why}{kept}")
+        click.echo(f"{record.id:<{width}} {record.status:<11} {record.seconds:7.1f} s{why}{kept}")
     failing = sum(1 for r in journal.scenarios if r.status != "passed")
     total = len(journal.scenarios)
     if failing:

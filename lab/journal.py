@@ -1,7 +1,9 @@
 """The journal: one JSON document per run, the single record every report derives from.
 
-It holds what was asked (scenario ids, options, time scale, versions) and, per scenario,
-each phase's status, output, error and seconds, the backup jobs and diagnoses as the
+It holds what was asked (item ids, options, time scale, versions) and, per item of the
+run (a scenario as written, ``<id>``, or one of its variants, ``<id>@<variant>``: its
+scenario, variant and the time scale its lab ran at), each phase's status, output, error
+and seconds, the backup jobs and diagnoses as the
 platform returned them, and the guests' logs when something failed. JUnit
 (:mod:`lab.junit`) and the progress display read these records; nothing else keeps state.
 """
@@ -52,6 +54,9 @@ class ScenarioRecord:
     title: str
     lab: str
     phases: list[PhaseRecord]
+    scenario: str = ""
+    variant: str = "catalog"
+    time_scale: float | None = None
     status: ScenarioStatus = "pending"
     started_at: str | None = None
     finished_at: str | None = None

@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails
 import lab
 from lab.errors import BadInput
 from lab.runbook import Step, parse_runbook
-from lab.scenario_schema import PATTERN_MEANING, ScenarioFile
+from lab.scenario_schema import PATTERN_MEANING, Expect, ScenarioFile
 
 SCENARIO_FILE = "scenario.yaml"
 SCENARIOS_DIR_ENV = "SNAPLAB_SCENARIOS_DIR"
@@ -142,13 +142,21 @@ def _check_consistency(
             raise bad(("faults", index, "fault"), str(exc)) from None
         if fault.vm not in names:
             raise bad(("faults", index, "vm"), f"{fault.vm!r} is not one of {', '.join(names)}")
+    expectations: list[tuple[tuple[str | int, ...], Expect]] = [(("expect",), spec.expect)]
+    agents: list[str] = []
+    for index, variant in enumerate(spec.agent_variants):
+        if variant.agent in agents:
+            raise bad(("agent_variants", index, "agent"), f"{variant.agent!r} is listed twice")
+        agents.append(variant.agent)
+        expectations.append((("agent_variants", index, "expect"), variant.expect))
     if catalog is not None:
-        for index, cause in enumerate(spec.expect.diagnosis):
-            if cause not in catalog:
-                raise bad(
-                    ("expect", "diagnosis", index),
-                    f"{cause!r} is not a scenario id ({', '.join(catalog)})",
-                )
+        for where, expect in expectations:
+            for index, cause in enumerate(expect.diagnosis):
+                if cause not in catalog:
+                    raise bad(
+                        (*where, "diagnosis", index),
+                        f"{cause!r} is not a scenario id ({', '.join(catalog)})",
+                    )
     runbook = spec.runbook
     if Path(runbook).name != runbook or runbook in (".", ".."):
         raise bad(("runbook",), f"{runbook!r} must be a file name in {_show(folder)}")

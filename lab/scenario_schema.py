@@ -68,6 +68,18 @@ class Expect(_Strict):
     diagnosis: Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]], Field(min_length=1)]
 
 
+class AgentVariant(_Strict):
+    """The scenario with every VM on another agent version, and what then happens.
+
+    Agents differ (from about 2.10 on, an agent with extensions disabled reports an error
+    per extension instead of staying silent), so one scenario can end differently per
+    version; the ``agent=VERSION`` run variant proves each entry.
+    """
+
+    agent: AgentVersion
+    expect: Expect
+
+
 class Limits(_Strict):
     backup_seconds: Annotated[float, Field(gt=0)]
 
@@ -85,6 +97,7 @@ class ScenarioFile(_Strict):
     expect: Expect
     runbook: Text
     limits: Limits
+    agent_variants: list[AgentVariant] = Field(default_factory=list)
 
 
 # Plain-language descriptions of the patterns above, for error messages.

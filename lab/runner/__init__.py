@@ -3,9 +3,12 @@
 The package, by job:
 
 - :mod:`~lab.runner.phases`: the lifecycle as data, a table of named phases over a
-  :class:`RunContext`;
+  :class:`RunContext`; :mod:`~lab.runner.without_fix`: the lifecycle that proves a
+  runbook needs its fix;
+- :mod:`~lab.runner.variants`: a run as a list of items, a scenario and a variant
+  (``catalog``, ``without-fix``, ``scale=N``, ``agent=VERSION``), parsed from the CLI;
 - :mod:`~lab.runner.engine`: runs one scenario's phases in order and records each;
-- :mod:`~lab.runner.catalog`: many scenarios, each in its own lab, on a thread pool,
+- :mod:`~lab.runner.catalog`: many items, each in its own lab, on a thread pool,
   into one journal (Ctrl-C handling lives here);
 - :mod:`~lab.runner.drivers`: everything outside the process, behind a protocol, so the
   engine is tested with fakes and run with :class:`DockerDrivers`;
@@ -35,13 +38,25 @@ from lab.runner.phases import (
     PhaseSkipped,
     RunContext,
 )
+from lab.runner.variants import (
+    CATALOG,
+    LIFECYCLES,
+    RunItem,
+    Variant,
+    parse_variant,
+    plan_run,
+)
+from lab.runner.without_fix import WITHOUT_FIX_PHASES
 
 __all__ = [
+    "CATALOG",
     "DEFAULT_LAB_PREFIX",
     "KEEP_CHOICES",
     "LAB_PREFIX_MAX",
+    "LIFECYCLES",
     "PHASES",
     "SETUP_PHASES",
+    "WITHOUT_FIX_PHASES",
     "Diagnosis",
     "DockerDrivers",
     "Drivers",
@@ -51,13 +66,17 @@ __all__ = [
     "PhaseFailed",
     "PhaseSkipped",
     "RunContext",
+    "RunItem",
     "RunOptions",
     "ScenarioFailed",
+    "Variant",
     "apply_fault",
     "check_lab_prefix",
     "env_exports",
     "lab_name",
     "new_record",
+    "parse_variant",
+    "plan_run",
     "prepare_lab",
     "provision_scenario",
     "repo_root",

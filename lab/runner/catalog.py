@@ -1,4 +1,5 @@
-"""Run many scenarios, each in its own lab, ``--parallel`` at a time, into one journal.
+"""Run many items (a scenario and a variant), each in its own lab, ``--parallel`` at a
+time on one thread pool, into one journal; images are prepared once for all of them.
 
 The first Ctrl-C (or SIGTERM, SIGHUP: :mod:`lab.signals`) stops them at the next phase
 boundary and tears every lab down, a second one removes the labs at once.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import queue
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +24,7 @@ from lab.provision.labels import LAB_NAME_PATTERN
 from lab.runner.drivers import Drivers
 from lab.runner.engine import Observer, new_record, run_scenario
 from lab.runner.phases import Keep, RunContext
+from lab.runner.variants import CATALOG, RunItem
 from lab.scenario import Scenario
 
 DEFAULT_LAB_PREFIX = "run"
@@ -31,13 +34,19 @@ LAB_PREFIX_MAX = 10
 SWEEP_AGAIN_SECONDS = 3.0
 
 
-def lab_name(prefix: str, scenario_id: str) -> str:
-    """``<prefix>-<id>``, shortened with a stable hash when it exceeds the lab-name rule."""
-    name = f"{prefix}-{scenario_id}"
+def lab_name(prefix: str, item_id: str) -> str:
+    """``<prefix>-<id>``, shortened with a stable hash when it breaks the lab-name rule.
+
+    A variant's item id (``agent-stopped@scale=60``) always breaks it (``@``, ``=`` and
+    ``.`` are not allowed): its lab is the readable start of the name and the hash of the
+    whole, so two variants of one scenario never share a lab.
+    """
+    name = f"{prefix}-{item_id}"
     if LAB_NAME_PATTERN.match(name):
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:5]
-    head = name[: 20 - len(digest) - 1].rstrip("-")
+    slug = re.sub(r"[^a-z0-9-]+", "-", name.lower())
+    head = slug[: 20 - len(digest) - 1].rstrip("-")
     return f"{head}-{digest}"
 
 
@@ -77,38 +86,49 @@ class _LiveLabs:
             return sorted(self._labs)
 
 
+def as_item(entry: RunItem | Scenario) -> RunItem:
+    """A scenario given as such is its ``catalog`` variant at the caller's time scale."""
+    if isinstance(entry, RunItem):
+        return entry
+    return RunItem(entry, CATALOG, time_scale())
+
+
 def run_catalog(
-    scenarios: Sequence[Scenario],
+    entries: Sequence[RunItem | Scenario],
     drivers: Drivers,
     options: RunOptions = RunOptions(),
     observe: Observer = lambda record, phase: None,
     cancel: threading.Event | None = None,
 ) -> Journal:
-    """Run scenarios, ``options.parallel`` at a time, and return the run's journal.
+    """Run items, ``options.parallel`` at a time, and return the run's journal.
+
+    Each item gets its own lab, record (id ``<scenario>`` or ``<scenario>@<variant>``) and
+    lifecycle (its variant's phases); ``drivers.prepare`` makes the images of every
+    item's agents once, before the first lab starts.
 
     Ctrl-C (in the calling thread) stops every scenario at its next phase boundary and
     tears its lab down; the journal then says ``interrupted``. A second Ctrl-C removes
     every lab still up and lets the interrupt through.
     """
     stop = cancel or threading.Event()
-    names = [lab_name(options.lab_prefix, s.id) for s in scenarios]
+    items = [as_item(entry) for entry in entries]
     journal = Journal(
         input=run_input(
-            [s.id for s in scenarios],
+            [item.id for item in items],
             {"keep": options.keep, "parallel": options.parallel, "lab_prefix": options.lab_prefix},
             time_scale(),
             **drivers.versions(),
         ),
-        scenarios=[new_record(s, n) for s, n in zip(scenarios, names, strict=True)],
+        scenarios=[_record(item, options.lab_prefix) for item in items],
     )
     began = time.monotonic()
-    drivers.prepare(sorted({vm.agent for s in scenarios for vm in s.spec.vms}))
+    drivers.prepare(sorted({vm.agent for item in items for vm in item.scenario.spec.vms}))
     live = _LiveLabs()
-    work: queue.SimpleQueue[tuple[Scenario, ScenarioRecord]] = queue.SimpleQueue()
-    for item in zip(scenarios, journal.scenarios, strict=True):
-        work.put(item)
+    work: queue.SimpleQueue[tuple[RunItem, ScenarioRecord]] = queue.SimpleQueue()
+    for pair in zip(items, journal.scenarios, strict=True):
+        work.put(pair)
 
-    count = max(1, min(options.parallel, len(scenarios)))
+    count = max(1, min(options.parallel, len(items)))
     remaining = [count]
     remaining_lock = threading.Lock()
     finished = threading.Event()
@@ -125,7 +145,7 @@ def run_catalog(
     def _work() -> None:
         while True:
             try:
-                scenario, record = work.get_nowait()
+                item, record = work.get_nowait()
             except queue.Empty:
                 return
             if stop.is_set():
@@ -133,7 +153,8 @@ def run_catalog(
                 observe(record, None)
                 continue
             ctx = RunContext(
-                scenario=scenario,
+                scenario=item.scenario,
+                time_scale=item.time_scale,
                 lab=record.lab,
                 drivers=drivers,
                 record=record,
@@ -142,7 +163,7 @@ def run_catalog(
                 on_lab_started=live.add,
                 on_lab_removed=live.discard,
             )
-            run_scenario(ctx, observe=observe)
+            run_scenario(ctx, item.phases, observe)
 
     for i in range(count):
         threading.Thread(target=worker, name=f"snaplab-run-{i}", daemon=True).start()
@@ -159,6 +180,17 @@ def run_catalog(
     journal.finished_at = now()
     journal.seconds = time.monotonic() - began
     return journal
+
+
+def _record(item: RunItem, prefix: str) -> ScenarioRecord:
+    return new_record(
+        item.scenario,
+        lab_name(prefix, item.id),
+        item.phases,
+        item_id=item.id,
+        variant=item.variant.name,
+        time_scale=item.time_scale,
+    )
 
 
 def _remove_now(live: _LiveLabs, drivers: Drivers, finished: threading.Event) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,8 +49,9 @@ class Drivers(Protocol):
     def prepare(self, agent_versions: Sequence[str]) -> None:
         """Make what every lab of the run needs (images) once, before labs start."""
 
-    def up(self, lab: str, vms: Sequence[VmDecl]) -> Roster:
-        """Bring up a lab with these VMs and return when every agent is Ready."""
+    def up(self, lab: str, vms: Sequence[VmDecl], time_scale: float) -> Roster:
+        """Bring up a lab with these VMs, its Azure clock at ``time_scale``, and return
+        when every agent is Ready."""
 
     def down(self, lab: str) -> None:
         """Remove the lab completely (a lab that is not there is not an error)."""
@@ -62,6 +63,18 @@ class Drivers(Protocol):
         self, roster: Roster, vm: str, deadline_seconds: float, cancel: threading.Event
     ) -> dict[str, Any]:
         """Start a backup job and follow it; return it at its end, deadline or cancel."""
+
+    def scheduled_backup(
+        self,
+        roster: Roster,
+        vm: str,
+        policy: str,
+        seen: Collection[str],
+        deadline_seconds: float,
+        cancel: threading.Event,
+    ) -> dict[str, Any]:
+        """Wait for ``policy``'s schedule to start a job of ``vm`` that is not one of
+        ``seen`` and follow it; ``{}`` if none started by the deadline or cancel."""
 
     def diagnose(self, roster: Roster, vm: str) -> Diagnosis:
         """Run the checks against one VM and name the causes found."""
@@ -90,8 +103,8 @@ class DockerDrivers:
         for recipe in images.all_recipes(tuple(agent_versions)):
             images.ensure_image(self.client, recipe, self.report)
 
-    def up(self, lab: str, vms: Sequence[VmDecl]) -> Roster:
-        spec = lab_spec(lab, tuple(f"{vm.name}:agent={vm.agent}" for vm in vms))
+    def up(self, lab: str, vms: Sequence[VmDecl], time_scale: float) -> Roster:
+        spec = lab_spec(lab, tuple(f"{vm.name}:agent={vm.agent}" for vm in vms), time_scale)
         return labs.up(self.client, spec, lambda _: None)
 
     def down(self, lab: str) -> None:
@@ -104,14 +117,32 @@ class DockerDrivers:
         self, roster: Roster, vm: str, deadline_seconds: float, cancel: threading.Event
     ) -> dict[str, Any]:
         job = backups.current_or_start(roster, vm)
+        return _follow(FabricClient(roster.fabric_ip), job, deadline_seconds, cancel)
+
+    def scheduled_backup(
+        self,
+        roster: Roster,
+        vm: str,
+        policy: str,
+        seen: Collection[str],
+        deadline_seconds: float,
+        cancel: threading.Event,
+    ) -> dict[str, Any]:
         fabric = FabricClient(roster.fabric_ip)
         deadline = time.monotonic() + deadline_seconds
-        while job["status"] not in backups.TERMINAL:
-            if cancel.is_set() or time.monotonic() > deadline:
-                break
+        while not cancel.is_set() and time.monotonic() < deadline:
+            started = [
+                job
+                for job in fabric.jobs(vm)
+                if job["job_id"] not in seen
+                and job.get("trigger") == "Scheduled"
+                and job.get("policy") == policy
+            ]
+            if started:
+                job = min(started, key=lambda j: str(j.get("started_at")))
+                return _follow(fabric, job, deadline - time.monotonic(), cancel)
             time.sleep(POLL_SECONDS)
-            job = fabric.job(job["job_id"])
-        return job
+        return {}
 
     def diagnose(self, roster: Roster, vm: str) -> Diagnosis:
         # Imported by name: the diagnosis package is developed beside the runner, and a
@@ -155,6 +186,19 @@ class DockerDrivers:
             return {"docker": str(self.client.version().get("Version", "unknown"))}
         except Exception:
             return {"docker": "unknown"}
+
+
+def _follow(
+    fabric: FabricClient, job: dict[str, Any], seconds: float, cancel: threading.Event
+) -> dict[str, Any]:
+    """Poll the job until it ends, the time is up or the run is cancelled."""
+    deadline = time.monotonic() + seconds
+    while job["status"] not in backups.TERMINAL:
+        if cancel.is_set() or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_SECONDS)
+        job = fabric.job(job["job_id"])
+    return job
 
 
 def env_exports(arm: ArmEndpoint) -> dict[str, str]:

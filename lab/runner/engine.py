@@ -2,7 +2,9 @@
 
 A phase that fails is recorded (status, error, output, seconds), the phases after it are
 skipped, the guests' logs are attached, and teardown (the one *final* phase) still runs
-unless the keep policy says to leave the lab for a person to look at.
+unless the keep policy says to leave the lab for a person to look at. A run passes only
+if every phase of its lifecycle but the final one passed: a phase that skipped itself
+cannot let a run pass without doing its work.
 """
 
 from __future__ import annotations
@@ -19,12 +21,24 @@ from lab.scenario import Scenario
 Observer = Callable[[ScenarioRecord, PhaseRecord | None], None]
 
 
-def new_record(scenario: Scenario, lab: str, phases: Sequence[Phase] = PHASES) -> ScenarioRecord:
+def new_record(
+    scenario: Scenario,
+    lab: str,
+    phases: Sequence[Phase] = PHASES,
+    *,
+    item_id: str | None = None,
+    variant: str = "catalog",
+    time_scale: float | None = None,
+) -> ScenarioRecord:
+    """An empty record: ``item_id`` is ``<scenario>@<variant>`` for a variant's run."""
     return ScenarioRecord(
-        id=scenario.id,
+        id=item_id or scenario.id,
         title=scenario.spec.title,
         lab=lab,
         phases=[PhaseRecord(p.name) for p in phases],
+        scenario=scenario.id,
+        variant=variant,
+        time_scale=time_scale,
     )
 
 
@@ -49,6 +63,8 @@ def run_scenario(
         if entry.status == "failed" and not phase.final:
             stopped_by = f"{phase.name} failed"
             _attach_guest_logs(ctx)
+    if stopped_by is None:
+        _fail_unfinished(phases, record)
     record.seconds = round(time.monotonic() - began, 3)
     record.finished_at = now()
     if ctx.cancel.is_set():
@@ -57,6 +73,15 @@ def run_scenario(
         record.status = "failed" if record.failed_phase else "passed"
     observe(record, None)
     return record
+
+
+def _fail_unfinished(phases: Sequence[Phase], record: ScenarioRecord) -> None:
+    """A lifecycle phase that did not pass (it skipped itself) fails the run."""
+    for phase, entry in zip(phases, record.phases, strict=True):
+        if not phase.final and entry.status != "passed":
+            entry.error = f"{phase.name} must pass for the run to pass; it {entry.status}"
+            entry.status = "failed"
+            return
 
 
 def _run_phase(ctx: RunContext, phase: Phase, entry: PhaseRecord, observe: Observer) -> None:

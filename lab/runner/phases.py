@@ -16,6 +16,7 @@ from typing import Any, Literal
 from lab.errors import LabExists, SnaplabError
 from lab.journal import ScenarioRecord
 from lab.platform.roster import Roster
+from lab.platform.timescale import DEFAULT_TIME_SCALE, time_scale
 from lab.provision import backups
 from lab.runner.drivers import Drivers
 from lab.scenario import Scenario
@@ -50,10 +51,22 @@ class RunContext:
     on_lab_removed: Callable[[str], None] = lambda _: None
     roster: Roster | None = None
     lab_started: bool = False
+    # The lab's Azure-clock factor (the scale=N variant sets its own).
+    time_scale: float = field(default_factory=time_scale)
 
     @property
     def vm(self) -> str:
         return self.scenario.primary_vm
+
+    @property
+    def backup_limit(self) -> float:
+        """How long a backup phase may take before the runner gives up, in lab seconds.
+
+        ``limits.backup_seconds`` is written for the default scale; a lab whose Azure clock
+        runs slower waits longer for the same Azure timeouts, so it gets that much more.
+        """
+        stretch = max(1.0, DEFAULT_TIME_SCALE / self.time_scale)
+        return self.scenario.spec.limits.backup_seconds * stretch
 
     def need_roster(self) -> Roster:
         if self.roster is None:
@@ -73,7 +86,7 @@ class Phase:
 def _provision(ctx: RunContext) -> str:
     ctx.on_lab_started(ctx.lab)
     try:
-        ctx.roster = ctx.drivers.up(ctx.lab, ctx.scenario.spec.vms)
+        ctx.roster = ctx.drivers.up(ctx.lab, ctx.scenario.spec.vms, ctx.time_scale)
     except LabExists:
         # Somebody's lab (a kept one, another run's): never ours to tear down.
         ctx.on_lab_removed(ctx.lab)
@@ -83,16 +96,16 @@ def _provision(ctx: RunContext) -> str:
         raise
     ctx.lab_started = True
     vms = ", ".join(f"{g.name} (agent {g.agent_version}, {g.ip})" for g in ctx.roster.guests)
-    return f"lab {ctx.lab}: {vms}"
+    return f"lab {ctx.lab} (time scale {ctx.time_scale:g}): {vms}"
 
 
 def _warmup(ctx: RunContext) -> str:
     if not ctx.scenario.spec.warmup_backup:
         return "no warm-up backup asked (warmup_backup: false)"
-    job = _backup(ctx, "warmup")
+    job = run_backup(ctx, "warmup")
     if job["status"] != "Completed":
         raise PhaseFailed(
-            f"the warm-up backup must complete before the fault, it {_outcome(job)}",
+            f"the warm-up backup must complete before the fault, it {outcome(job)}",
             backups.summary(job),
         )
     return backups.summary(job)
@@ -109,11 +122,11 @@ def _inject(ctx: RunContext) -> str:
 
 def _backup_fails(ctx: RunContext) -> str:
     expected = ctx.scenario.spec.expect.backup_error
-    job = _backup(ctx, "backup-fails")
+    job = run_backup(ctx, "backup-fails")
     if job["status"] == "Failed" and job.get("error_code") == expected:
         return backups.summary(job)
     raise PhaseFailed(
-        f"expected the backup to fail with {expected}, but it {_outcome(job)}",
+        f"expected the backup to fail with {expected}, but it {outcome(job)}",
         backups.summary(job),
     )
 
@@ -150,10 +163,10 @@ def _runbook(ctx: RunContext) -> str:
 
 
 def _backup_completes(ctx: RunContext) -> str:
-    job = _backup(ctx, "backup-completes")
+    job = run_backup(ctx, "backup-completes")
     if job["status"] != "Completed":
         raise PhaseFailed(
-            f"expected the backup to complete after the runbook, but it {_outcome(job)}",
+            f"expected the backup to complete after the runbook, but it {outcome(job)}",
             backups.summary(job),
         )
     return backups.summary(job)
@@ -196,10 +209,17 @@ PHASES: tuple[Phase, ...] = (
 SETUP_PHASES = ("provision", "warmup", "inject")
 
 
-def _backup(ctx: RunContext, key: str) -> dict[str, Any]:
-    limit = ctx.scenario.spec.limits.backup_seconds
+def run_backup(ctx: RunContext, key: str) -> dict[str, Any]:
+    limit = ctx.backup_limit
     job = ctx.drivers.backup(ctx.need_roster(), ctx.vm, limit, ctx.cancel)
+    return record_job(ctx, key, job, limit)
+
+
+def record_job(ctx: RunContext, key: str, job: dict[str, Any], limit: float) -> dict[str, Any]:
+    """Keep the job in the journal; a phase fails on a job that never ran or never ended."""
     ctx.record.jobs[key] = job
+    if not job.get("job_id") or "status" not in job:
+        raise PhaseFailed("no backup job ran", json.dumps(job))
     if job["status"] not in backups.TERMINAL:
         why = "was interrupted" if ctx.cancel.is_set() else f"did not end within {limit:g} s"
         raise PhaseFailed(
@@ -225,7 +245,7 @@ def _diagnosis(ctx: RunContext, key: str) -> tuple[list[str], str]:
     return named, "\n".join(lines)
 
 
-def _outcome(job: Mapping[str, Any]) -> str:
+def outcome(job: Mapping[str, Any]) -> str:
     if job["status"] == "Completed":
         return "completed"
     if job["status"] == "Failed":

@@ -68,6 +68,15 @@ def _one_error(output: str) -> str:
         (["run", "--lab-prefix", "Bad_Prefix"], "Error: --lab-prefix 'Bad_Prefix': lowercase"),
         (["inject", "vm1", "no-such-fault"], "Error: unknown fault 'no-such-fault' (known: "),
         (["inject", "vm1", "demo-fault", "--param", "level"], "Error: --param 'level': expected"),
+        (["run", "--variant", "fast"], "Error: --variant 'fast': unknown variant 'fast' (expected"),
+        (["run", "demo@scale=0"], "Error: 'demo@scale=0': the time scale must be a positive"),
+        (["run", "demo@agent=1.0"], "Error: 'demo@agent=1.0': unknown agent version '1.0'"),
+        (
+            ["run", "demo@agents"],
+            "Error: 'demo@agents': scenarios/demo/scenario.yaml has no agent_variants entry",
+        ),
+        (["run", "nope@without-fix"], "Error: unknown scenario 'nope' (known: demo)"),
+        (["run", "--variant", "agents"], "Error: --variant 'agents': no scenario of the catalog"),
     ],
 )
 def test_bad_input_exits_2_before_docker(args: list[str], message: str) -> None:
@@ -130,3 +139,26 @@ def test_a_failing_run_exits_1_and_names_the_phase(monkeypatch: pytest.MonkeyPat
     assert "backup-fails: expected the backup to fail" in output
     assert "(lab run-demo kept)" in output
     assert "run failed: 1 of 1 scenario(s) did not pass in" in output
+
+
+@pytest.mark.usefixtures("catalog")
+def test_variants_are_items_of_one_run_in_the_journal_and_junit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drivers = FakeDrivers()
+    _fake_engine(monkeypatch, drivers)
+    code, output = _invoke(
+        "run", "demo@without-fix", "demo@scale=60", "--parallel", "2", "--journal", "j.json",
+        "--junit", "junit.xml",
+    )  # fmt: skip
+    assert code == 0, output
+    journal: dict[str, Any] = json.loads((tmp_path / "j.json").read_text())
+    records = {r["id"]: r for r in journal["scenarios"]}
+    assert list(records) == ["demo@without-fix", "demo@scale=60"]
+    assert records["demo@without-fix"]["jobs"]["backup-still-fails"]["status"] == "Failed"
+    assert records["demo@scale=60"]["time_scale"] == 60.0
+    assert {r["scenario"] for r in records.values()} == {"demo"}
+    assert sorted(drivers.scales.values()) == [60.0, 240.0]
+    cases = ET.parse(tmp_path / "junit.xml").getroot().findall("testsuite/testcase")
+    assert [c.get("name") for c in cases] == ["demo@without-fix", "demo@scale=60"]
+    assert "demo@without-fix" in output and "run passed: 2 scenario(s) in" in output

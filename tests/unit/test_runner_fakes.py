@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,7 @@ def scenario(
     expect_error: str = "GuestAgentSnapshotTaskStatusError",
     diagnosis: Sequence[str] = ("demo",),
     vms: Sequence[str] = ("vm1",),
+    agent_variants: Sequence[Mapping[str, Any]] = (),
 ) -> Scenario:
     spec = ScenarioFile.model_validate(
         {
@@ -100,10 +101,12 @@ def scenario(
             "expect": {"backup_error": expect_error, "diagnosis": list(diagnosis)},
             "runbook": "runbook.md",
             "limits": {"backup_seconds": 180},
+            "agent_variants": [dict(v) for v in agent_variants],
         }
     )
-    step = Step(line=3, kind="guest", language="bash", code="true\n")
-    return Scenario(spec=spec, folder=Path("/nowhere") / scenario_id, steps=(step,))
+    look = Step(line=3, kind="guest", language="bash", code="true\n")
+    fix = Step(line=7, kind="guest", language="bash", code="systemctl start x\n", fix=True)
+    return Scenario(spec=spec, folder=Path("/nowhere") / scenario_id, steps=(look, fix))
 
 
 @dataclass
@@ -136,7 +139,8 @@ def _job(status: str, code: str | None = None) -> dict[str, Any]:
 
 @dataclass
 class FakeDrivers:
-    """Behaves like a healthy lab whose fault works and whose runbook fixes it.
+    """Behaves like a healthy lab whose fault works and whose runbook fixes it (when
+    its ``fix`` steps run; the rest only look).
 
     Each behaviour can be replaced per test; every call is recorded in ``calls``.
     """
@@ -152,6 +156,10 @@ class FakeDrivers:
     lock: threading.Lock = field(default_factory=threading.Lock)
     live_labs: set[str] = field(default_factory=set)
     most_at_once: int = 0
+    scales: dict[str, float] = field(default_factory=dict)
+    scheduled_jobs: list[dict[str, Any]] = field(default_factory=list)
+    steps_run: list[tuple[int, ...]] = field(default_factory=list)
+    job_count: int = 0
 
     def _call(self, name: str, arg: Any) -> None:
         with self.lock:
@@ -162,8 +170,9 @@ class FakeDrivers:
     def prepare(self, agent_versions: Sequence[str]) -> None:
         self._call("prepare", tuple(agent_versions))
 
-    def up(self, lab: str, vms: Sequence[VmDecl]) -> Roster:
+    def up(self, lab: str, vms: Sequence[VmDecl], time_scale: float) -> Roster:
         self._call("up", lab)
+        self.scales[lab] = time_scale
         with self.lock:
             self.live_labs.add(lab)
             self.most_at_once = max(self.most_at_once, len(self.live_labs))
@@ -178,6 +187,7 @@ class FakeDrivers:
             fabric_ip="10.0.0.2",
             storage_ip="10.0.0.3",
             guests=guests,
+            time_scale=time_scale,
         )
 
     def down(self, lab: str) -> None:
@@ -197,9 +207,27 @@ class FakeDrivers:
             self.on_backup(cancel)
         if self.jobs:
             return self.jobs.pop(0)
+        with self.lock:
+            self.job_count += 1
+            number = self.job_count
         if roster.lab in self.broken:
-            return _job("Failed", "GuestAgentSnapshotTaskStatusError")
-        return _job("Completed")
+            job = _job("Failed", "GuestAgentSnapshotTaskStatusError")
+        else:
+            job = _job("Completed")
+        return {**job, "job_id": f"{job['job_id']}-{number}"}
+
+    def scheduled_backup(
+        self,
+        roster: Roster,
+        vm: str,
+        policy: str,
+        seen: Collection[str],
+        deadline_seconds: float,
+        cancel: threading.Event,
+    ) -> dict[str, Any]:
+        self._call("scheduled_backup", (roster.lab, policy, sorted(seen), deadline_seconds))
+        fresh = [j for j in self.scheduled_jobs if j["job_id"] not in seen]
+        return fresh[0] if fresh else {}
 
     def diagnose(self, roster: Roster, vm: str) -> FakeDiagnosis:
         self._call("diagnose", vm)
@@ -211,12 +239,13 @@ class FakeDrivers:
         self, roster: Roster, scenario: Scenario, cancel: threading.Event
     ) -> RunbookResult:
         self._call("run_runbook", scenario.id)
+        self.steps_run.append(tuple(s.line for s in scenario.steps))
         result = RunbookResult()
         for step in scenario.steps:
             result.results.append(StepResult(step, self.runbook_exit, "step output\n", 0.1))
             if self.runbook_exit:
                 break
-        if self.runbook_exit == 0:
+        if self.runbook_exit == 0 and any(s.fix for s in scenario.steps):
             self.broken.discard(roster.lab)
         return result
 

@@ -74,7 +74,7 @@ def test_unknown_key_is_a_typo_not_ignored(root: Path) -> None:
 def test_unknown_top_level_key(root: Path) -> None:
     assert _error(root, SCENARIO_YAML + "notes: hi\n") == (
         f"{FILE}: notes: unknown field (expected one of: id, title, cause, fidelity, vms, "
-        "warmup_backup, faults, expect, runbook, limits) (line 21)"
+        "warmup_backup, faults, expect, runbook, limits, agent_variants) (line 21)"
     )
 
 
