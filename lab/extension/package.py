@@ -1,10 +1,12 @@
 """The handler zip the fabric serves: ``<HANDLER_NAME>__<version>.zip``.
 
 The zip holds ``lab/extension/handler/`` (manifest, shell wrapper, Python package) with
-``protocol.py`` put where the handler imports it from (``main/vmsnapshot/protocol.py``,
-replacing the repository's stand-in), and the manifest's ``version`` set to the
-requested one. It is deterministic — fixed timestamps, sorted entries, fixed modes
-(scripts executable) — so a recipe hash or a cache of it never changes by itself.
+the modules the platform shares with the handler — ``protocol.py`` (the settings and
+status contract) and ``durations.py`` (the table of Azure durations) — put where the
+handler imports them from (``main/vmsnapshot/``, replacing the repository's stand-ins),
+and the manifest's ``version`` set to the requested one. It is deterministic — fixed
+timestamps, sorted entries, fixed modes (scripts executable) — so a recipe hash or a
+cache of it never changes by itself.
 Standard library only: the fabric container runs it.
 """
 
@@ -18,8 +20,11 @@ from pathlib import Path
 from lab.extension import protocol
 
 HANDLER_DIR = Path(__file__).parent / "handler"
-PROTOCOL_SOURCE = Path(__file__).parent / "protocol.py"
-PROTOCOL_ENTRY = "main/vmsnapshot/protocol.py"
+# Zip entry -> the repository module shipped in its place (one source for both sides).
+SHARED_MODULES = {
+    "main/vmsnapshot/protocol.py": Path(__file__).parent / "protocol.py",
+    "main/vmsnapshot/durations.py": Path(__file__).parent / "durations.py",
+}
 MANIFEST_ENTRY = "HandlerManifest.json"
 EXECUTABLES = frozenset({"main/handle.sh", "main/handle.py"})
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -35,7 +40,8 @@ def build_handler_zip(version: str) -> bytes:
         known = ", ".join(protocol.HANDLER_VERSIONS)
         raise ValueError(f"unknown handler version {version!r} (known: {known})")
     entries = {name: path.read_bytes() for name, path in _handler_files().items()}
-    entries[PROTOCOL_ENTRY] = PROTOCOL_SOURCE.read_bytes()
+    for entry, source in SHARED_MODULES.items():
+        entries[entry] = source.read_bytes()
     entries[MANIFEST_ENTRY] = _manifest(entries[MANIFEST_ENTRY], version)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:

@@ -6,8 +6,9 @@ The shapes follow the published VMSnapshot extension schema: public settings car
 ``objectStr`` (base64 of a JSON object whose ``blobSASUri`` lists the per-disk blob SAS
 URIs, as the real extension's parameter parser reads it), ``logsBlobUri`` and
 ``statusBlobUri``. One lab-only public key, ``snaplabTimeScale``, tells the extension
-how fast the lab clock runs so its "too late" rule (140 Azure minutes) scales with
-the platform's timeouts.
+how fast the lab clock runs, so every duration it waits for (storage calls, the freeze,
+pre/post scripts, the 140-minute "too late" rule; :mod:`.durations`) runs on the same
+clock as the platform's timeouts. Without it the extension runs on Azure's own clock.
 
 Status codes are the real extension's own numbering (its ``common.py`` error enum), so a
 code seen in the lab means what it means in a real VM's extension log. The extension
@@ -27,6 +28,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from . import durations
 
 HANDLER_NAME = "Microsoft.Azure.RecoveryServices.VMSnapshotLinux"
 HANDLER_VERSIONS = ("1.0.91.0", "1.0.92.0")
@@ -107,7 +110,7 @@ def status_code_tag(code: int) -> str:
     return f" StatusCode.{CODE_NAMES.get(code, str(code))},"
 
 
-TOO_LATE_AFTER = timedelta(minutes=140)
+TOO_LATE_AFTER = durations.EXTENSION_TOO_LATE_AFTER.azure
 TOO_LATE_MESSAGE = "CRP timeout limit has reached, will not take snapshot."
 
 # The one substatus entry of the extension's status: its message is the JSON of
@@ -145,8 +148,9 @@ class PublicSettings:
 
     def too_late_at(self) -> datetime:
         """When the extension stops taking snapshots for this task: 140 Azure minutes
-        after the command start, divided by the lab's time scale."""
-        return self.command_start + TOO_LATE_AFTER / self.time_scale
+        after the command start, on the lab's clock (:data:`durations.EXTENSION_TOO_LATE_AFTER`)."""
+        limit = durations.EXTENSION_TOO_LATE_AFTER.lab_seconds(self.time_scale)
+        return self.command_start + timedelta(seconds=limit)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -22,20 +22,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 
 from lab.platform.arm_fabric import ExtensionReport, FabricClient, FabricError, FabricVm
 from lab.platform.arm_operations import OperationError
-from lab.platform.timescale import AzureDuration
+
+# CRP's 90 minutes for an extension operation come from the one table of Azure durations;
+# re-exported here for the twin, which waits for it.
+from lab.platform.timescale import EXTENSION_OPERATION_TIMEOUT as EXTENSION_OPERATION_TIMEOUT
 
 # The twin logs under one name, whichever of its modules speaks.
 _log = logging.getLogger("lab.platform.armtwin")
-
-# CRP gives an extension operation 90 minutes. Floor: what an agent may spend before it
-# even looks at the new goal state, plus a couple of its polls and disable+uninstall. The
-# longest such stretch in the lab is 2.7.3's failed package download: two rounds a
-# minute apart (an unscaled time.sleep(60) in the agent), about 130 s from its start.
-EXTENSION_OPERATION_TIMEOUT = AzureDuration(timedelta(minutes=90), floor_seconds=180.0)
 
 
 def split_handler(handler: str) -> tuple[str, str]:

@@ -141,8 +141,13 @@ def test_a_status_without_the_result_substatus_is_refused() -> None:
 
 def test_too_late_scales_with_the_lab_clock() -> None:
     start = datetime(2024, 1, 1, tzinfo=UTC)
-    settings = protocol.PublicSettings("t", start, time_scale=600)
-    assert settings.too_late_at() == start + timedelta(seconds=14)
+    settings = protocol.PublicSettings("t", start, time_scale=240)
+    assert settings.too_late_at() == start + timedelta(seconds=35)
+    # Never earlier than the agent can deliver a task (the floor), whatever the scale.
+    fast = protocol.PublicSettings("t", start, time_scale=6000)
+    assert fast.too_late_at() == start + timedelta(seconds=20)
+    # Without the lab key the extension runs on Azure's own clock.
+    assert protocol.PublicSettings("t", start).too_late_at() == start + timedelta(minutes=140)
 
 
 def test_codes_carry_the_real_names() -> None:

@@ -133,14 +133,14 @@ def test_a_blob_with_too_many_snapshots_is_85(layout: GuestLayout, storage: Fake
 def test_too_late_is_402_and_scales_with_the_lab_clock(
     layout: GuestLayout, storage: FakeStorage
 ) -> None:
-    scale = 600.0  # 140 Azure minutes = 14 s in the lab
+    scale = 240.0  # 140 Azure minutes = 35 s in the lab
     disk, blob = storage.disk("d.vhd"), storage.sas("/s/st")
     layout.write_task(
         0,
         [disk],
         blob,
         task_id="late",
-        started=datetime.now(UTC) - timedelta(seconds=15),
+        started=datetime.now(UTC) - timedelta(seconds=36),
         time_scale=scale,
     )
     result = backup(layout)
@@ -153,7 +153,7 @@ def test_too_late_is_402_and_scales_with_the_lab_clock(
         [disk],
         blob,
         task_id="in-time",
-        started=datetime.now(UTC) - timedelta(seconds=10),
+        started=datetime.now(UTC) - timedelta(seconds=30),
         time_scale=scale,
     )
     assert backup(layout).code == protocol.CODE_SUCCESS
@@ -334,15 +334,27 @@ def test_environment_proxies_are_ignored(
 # --- vmbackup.conf and the consistency step
 
 
-def test_a_consistency_step_past_the_freeze_window_is_122(
+def test_a_consistency_step_past_the_safe_freeze_wait_is_122(
     layout: GuestLayout, storage: FakeStorage
 ) -> None:
-    layout.write_etc("azure/vmbackup.conf", "[SnapshotThread]\ntimeout = 0\n", 0o644)
+    conf = "[SnapshotThread]\nSafeFreezeWaitInSeconds = 0\n"
+    layout.write_etc("azure/vmbackup.conf", conf, 0o644)
     layout.write_task(0, [storage.disk("d.vhd", 64 * GIB)], storage.sas("/s/st"))
     result = backup(layout)
     assert (result.status, result.code) == ("error", protocol.CODE_FREEZE_TIMEOUT)
     assert "freeze took longer than timeout" in result.message
     assert storage.snapshot_puts() == []
+
+
+def test_snapshots_past_the_freeze_timeout_are_inconsistent(
+    layout: GuestLayout, storage: FakeStorage
+) -> None:
+    layout.write_etc("azure/vmbackup.conf", "[SnapshotThread]\ntimeout = 0\n", 0o644)
+    layout.write_task(0, [storage.disk("d.vhd")], storage.sas("/s/st"))
+    result = backup(layout)
+    assert (result.status, result.code) == ("error", protocol.CODE_ERROR)
+    assert result.message == "Snapshots are inconsistent"
+    assert len(storage.snapshot_puts()) == 1  # taken, but after the freeze had thawed
 
 
 def test_upload_status_and_log_must_be_exactly_true(

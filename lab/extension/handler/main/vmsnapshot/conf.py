@@ -1,10 +1,13 @@
 """The guest-side configuration the extension honours.
 
-``/etc/azure/vmbackup.conf`` (section ``[SnapshotThread]``): ``timeout`` is the freeze
-window in seconds (default 60) — here it bounds the consistency step, whose overrun is
-reported as FailedRetryableFsFreezeTimeout; ``UploadStatusAndLog`` turns the status and
-log blob uploads off unless it is exactly ``True`` (the real extension compares the
-string). Other keys are logged, not used.
+``/etc/azure/vmbackup.conf`` (section ``[SnapshotThread]``), values in Azure seconds as
+the real extension reads them (the worker puts them on the task's clock with
+:mod:`.durations`): ``SafeFreezeWaitInSeconds`` (default 66) is how long the extension
+waits for the file systems to be frozen — here it bounds the consistency step, whose
+overrun is FailedRetryableFsFreezeTimeout (122); ``timeout`` (default 60) is how long the
+freeze holds before it thaws by itself — snapshots still running then are inconsistent.
+``UploadStatusAndLog`` turns the status and log blob uploads off unless it is exactly
+``True`` (the real extension compares the string). Other keys are logged, not used.
 
 ``/etc/waagent.conf``: ``HttpProxy.Host`` and ``HttpProxy.Port``, the agent's proxy,
 which the extension uses for every storage call. Parsed the way the real extension's
@@ -17,16 +20,20 @@ import configparser
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import durations
+
 SECTION = "SnapshotThread"
-DEFAULT_FREEZE_TIMEOUT = 60
+DEFAULT_FREEZE_TIMEOUT = int(durations.FREEZE_TIMEOUT.azure_seconds)  # 60
+DEFAULT_SAFE_FREEZE_WAIT = int(durations.SAFE_FREEZE_WAIT.azure_seconds)  # 66
 
 
 @dataclass(frozen=True)
 class BackupConf:
-    freeze_timeout: int = DEFAULT_FREEZE_TIMEOUT
+    freeze_timeout: int = DEFAULT_FREEZE_TIMEOUT  # Azure seconds
     upload_status_and_log: bool = True
     values: dict[str, str] = field(default_factory=dict)
     problem: str | None = None
+    safe_freeze_wait: int = DEFAULT_SAFE_FREEZE_WAIT  # Azure seconds
 
     @classmethod
     def load(cls, path: Path) -> BackupConf:
@@ -38,15 +45,23 @@ class BackupConf:
         except (configparser.Error, OSError, UnicodeDecodeError) as exc:
             return cls(problem=f"cannot read {path}: {exc}: defaults apply")
         values = dict(parser.items(SECTION)) if parser.has_section(SECTION) else {}
-        problem = None
-        timeout = DEFAULT_FREEZE_TIMEOUT
-        if values.get("timeout"):
-            try:
-                timeout = int(values["timeout"])
-            except ValueError:
-                problem = f"timeout={values['timeout']!r} is not a number: using 60"
+        problems: list[str] = []
+        timeout = _int_value(values, "timeout", DEFAULT_FREEZE_TIMEOUT, problems)
+        wait = _int_value(values, "safefreezewaitinseconds", DEFAULT_SAFE_FREEZE_WAIT, problems)
         upload = values.get("uploadstatusandlog", "True") in ("", "True")
-        return cls(timeout, upload, values, problem)
+        return cls(timeout, upload, values, "; ".join(problems) or None, wait)
+
+
+def _int_value(values: dict[str, str], key: str, default: int, problems: list[str]) -> int:
+    """An integer key (configparser lower-cases key names), or the default and why."""
+    raw = values.get(key)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        problems.append(f"{key}={raw!r} is not a number: using {default}")
+        return default
 
 
 def read_agent_conf(path: Path) -> dict[str, str | None]:

@@ -15,6 +15,10 @@ others, else the scripts are skipped with a permission code. A script is run as
 ``min(timeoutInSeconds, host timeoutInSeconds)`` times out (308/309) and is left running,
 as the real extension leaves it. ``*NoOfRetries`` is read and logged but, as in the real
 extension, a failed script is not started again.
+
+Configured timeouts are Azure seconds: the minimum is taken in Azure seconds (the plugin
+host caps it at 1800) and the wait then runs on the task's clock (:mod:`.durations`), so
+a script window is the same share of the platform's snapshot window at any time scale.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import protocol
+from . import durations, protocol
 from .log import ExtensionLog
 from .paths import GuestPaths
 
-HOST_TIMEOUT_CAP = 1800  # seconds: the plugin host never waits longer
-SCRIPT_TIMEOUT_DEFAULT = 10  # seconds when the plugin config names none
+# Azure seconds: the plugin host never waits longer; a plugin config that names no
+# timeoutInSeconds gets the default.
+HOST_TIMEOUT_CAP = int(durations.SCRIPT_TIMEOUT_CAP.azure_seconds)  # 1800
+SCRIPT_TIMEOUT_DEFAULT = int(durations.SCRIPT_TIMEOUT_DEFAULT.azure_seconds)  # 10
 OUTPUT_TAIL = 2000  # characters of a script's output kept in the log
 
 
@@ -47,7 +53,7 @@ class ScriptConfig:
     post_params: tuple[str, ...] = ()
     pre_retries: int = 0
     post_retries: int = 0
-    timeout: float = SCRIPT_TIMEOUT_DEFAULT
+    timeout: float = SCRIPT_TIMEOUT_DEFAULT  # Azure seconds
     continue_on_failure: bool = True
     fsfreeze: bool = True
 
@@ -102,7 +108,9 @@ def precheck(paths: GuestPaths, handler_dir: Path) -> Precheck:
     except (configparser.Error, ValueError, OSError) as exc:
         notes.append(f"{host_conf}: {exc}")
         return Precheck(protocol.CODE_PLUGINHOST_CONFIG_PARSING, notes=tuple(notes))
-    notes.append(f"{host_conf}: timeoutInSeconds {host_timeout}, {len(plugins)} plugin(s)")
+    notes.append(
+        f"{host_conf}: timeoutInSeconds {host_timeout} (Azure seconds), {len(plugins)} plugin(s)"
+    )
     if not plugins:
         return Precheck(0, notes=tuple(notes))  # nothing to run, nothing failed
     if len(plugins) > 1:
@@ -111,17 +119,27 @@ def precheck(paths: GuestPaths, handler_dir: Path) -> Precheck:
     return _check_plugin(paths, name, paths.resolve(config_path), host_timeout, notes)
 
 
-def run_script(kind: str, config: ScriptConfig, log: ExtensionLog) -> ScriptOutcome:
-    """Run the ``pre`` or ``post`` script and map its ending to the real codes."""
+def script_timeout(config: ScriptConfig) -> durations.AzureDuration:
+    """The configured window (Azure seconds) as a duration of the table."""
+    return durations.SCRIPT_TIMEOUT_DEFAULT.with_azure_seconds(config.timeout)
+
+
+def run_script(
+    kind: str, config: ScriptConfig, log: ExtensionLog, scale: float = 1.0
+) -> ScriptOutcome:
+    """Run the ``pre`` or ``post`` script and map its ending to the real codes; the
+    timeout runs on the clock of ``scale`` (1 = Azure's)."""
     pre = kind == "pre"
     location = config.pre_location if pre else config.post_location
     params = config.pre_params if pre else config.post_params
     retries = config.pre_retries if pre else config.post_retries
     failed_code = protocol.CODE_PRESCRIPT_FAILED if pre else protocol.CODE_POSTSCRIPT_FAILED
     timeout_code = protocol.CODE_PRESCRIPT_TIMEOUT if pre else protocol.CODE_POSTSCRIPT_TIMEOUT
+    window = script_timeout(config)
+    wait = window.lab_seconds(scale)
     log.info(
         f"{kind}-script: running sh {location} with params {list(params)} "
-        f"(timeout {config.timeout:g} s, NoOfRetries {retries} not used)"
+        f"(timeoutInSeconds {window.describe(scale)}; NoOfRetries {retries} not used)"
     )
     started = time.monotonic()
     with tempfile.TemporaryFile() as output:
@@ -136,11 +154,12 @@ def run_script(kind: str, config: ScriptConfig, log: ExtensionLog) -> ScriptOutc
             log.error(f"{kind}-script: cannot start: {exc}")
             return ScriptOutcome(failed_code, config.continue_on_failure)
         try:
-            returncode = process.wait(timeout=config.timeout)
+            returncode = process.wait(timeout=wait)
         except subprocess.TimeoutExpired:
             log.error(
-                f"{kind}-script for {config.plugin} timed out after {config.timeout:g} s; "
-                f"pid {process.pid} is left running{protocol.status_code_tag(timeout_code)}"
+                f"{kind}-script for {config.plugin} timed out after {wait:.2f} s "
+                f"({config.timeout:g} s on Azure's clock); pid {process.pid} is left "
+                f"running{protocol.status_code_tag(timeout_code)}"
             )
             return ScriptOutcome(timeout_code, config.continue_on_failure)
         output.seek(0)
@@ -175,7 +194,8 @@ def _check_plugin(
         return Precheck(protocol.CODE_PLUGIN_CONFIG_PARSING, notes=tuple(notes))
     notes.append(
         f"plugin {config.plugin}: pre {config.pre_location}, post {config.post_location}, "
-        f"timeout {config.timeout:g} s, continueBackupOnFailure {config.continue_on_failure}, "
+        f"timeoutInSeconds {config.timeout:g} (Azure seconds), continueBackupOnFailure "
+        f"{config.continue_on_failure}, "
         f"fsFreezeEnabled {config.fsfreeze}"
     )
     checks = (

@@ -5,6 +5,13 @@ other with ``PUT <SAS URL>&comp=snapshot``; any disk that fails makes the task
 FailedRetryableSnapshotFailedNoNetwork (76) unless storage said the blob has too many
 snapshots (85) or the snapshot rate was exceeded (173). The "too late" rule is checked
 again right before the snapshots, as a slow freeze can push a task past it.
+
+Both freeze durations of ``vmbackup.conf`` run on the task's clock (:mod:`.durations`):
+the consistency step, which stands in for getting the file systems frozen, must end
+within ``SafeFreezeWaitInSeconds`` (else 122, as the real extension reports a freeze
+that did not happen in time); the snapshots taken while "frozen" must end within
+``timeout``, after which the real freeze binary thaws by itself and the real extension
+reports the snapshots inconsistent (code 2).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import consistency, protocol
+from . import consistency, durations, protocol
 from .conf import BackupConf
 from .log import ExtensionLog
 from .settings import Task
@@ -23,6 +30,7 @@ from .storage import NoNetwork, StorageClient, StorageFailure, StorageRefused, w
 SNAPSHOT_LIMIT_TEXT = "The snapshot count against this blob has been exceeded"
 SNAPSHOT_RATE_TEXT = "The rate of snapshot blob calls is exceeded"
 NO_NETWORK_MESSAGE = "T:S Enable failed with FailedRetryableSnapshotFailedNoNetwork error"
+INCONSISTENT_MESSAGE = "Snapshots are inconsistent"
 
 
 @dataclass(frozen=True)
@@ -38,10 +46,10 @@ def too_late(task: Task, now: datetime, log: ExtensionLog) -> bool:
     age = (now - public.command_start).total_seconds()
     limit = (public.too_late_at() - public.command_start).total_seconds()
     late = now > public.too_late_at()
+    rule = durations.EXTENSION_TOO_LATE_AFTER.describe(public.time_scale)
     log.info(
         f"command started {public.command_start.isoformat()} ({age:.1f} s ago); too late after "
-        f"{limit:.1f} s (140 min / time scale {public.time_scale:g}): "
-        f"{'too late' if late else 'in time'}"
+        f"{limit:.1f} s ({rule}): {'too late' if late else 'in time'}"
     )
     return late
 
@@ -70,10 +78,16 @@ def take_snapshots(
             )
         log.info(f"disk {index} {without_sas(uri)}: {size / consistency.GIB:.2f} GiB")
         sizes.append(size)
+    scale = task.public.time_scale
+    hold = durations.FREEZE_TIMEOUT.with_azure_seconds(conf.freeze_timeout)
     if fsfreeze:
-        log.info(f"consistency step: freeze window {conf.freeze_timeout} s")
+        wait = durations.SAFE_FREEZE_WAIT.with_azure_seconds(conf.safe_freeze_wait)
+        log.info(
+            f"consistency step: SafeFreezeWaitInSeconds {wait.describe(scale)}; "
+            f"freeze timeout {hold.describe(scale)}"
+        )
         try:
-            report = consistency.run(sizes, conf.freeze_timeout)
+            report = consistency.run(sizes, wait.lab_seconds(scale))
         except consistency.FreezeWindowExceeded as exc:
             log.error(f"consistency step: {exc}")
             tag = protocol.status_code_tag(protocol.CODE_FREEZE_TIMEOUT)
@@ -82,6 +96,7 @@ def take_snapshots(
         log.info(f"consistency step: {report.summary()}")
     else:
         log.info("consistency step skipped: fsFreezeEnabled is false")
+    frozen_at = time.monotonic()
     if too_late(task, clock(), log):
         log.error(protocol.TOO_LATE_MESSAGE)
         return PhaseResult(protocol.CODE_TOO_LATE, protocol.TOO_LATE_MESSAGE)
@@ -101,6 +116,13 @@ def take_snapshots(
     if failures:
         code, message = _classify(failures, len(uris))
         return PhaseResult(code, message, tuple(snapshots))
+    held = time.monotonic() - frozen_at
+    if fsfreeze and held > hold.lab_seconds(scale):
+        log.error(
+            f"snapshots took {held:.2f} s after the freeze, past its timeout "
+            f"({hold.lab_seconds(scale):.2f} s): the freeze had thawed by itself"
+        )
+        return PhaseResult(protocol.CODE_ERROR, INCONSISTENT_MESSAGE, tuple(snapshots))
     return PhaseResult(protocol.CODE_SUCCESS, "", tuple(snapshots))
 
 

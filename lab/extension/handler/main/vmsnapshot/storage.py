@@ -5,6 +5,10 @@ agent's configuration only — environment proxies are never consulted, as the r
 extension reads its proxy from ``/etc/waagent.conf`` alone. Failures are split in two:
 :class:`NoNetwork` (nothing answered: refused, timed out, unreachable, unresolvable) and
 :class:`StorageRefused` (storage answered with an error status).
+
+The timeout applies to each socket operation, as the real extension's
+``HTTPSConnection(timeout=10)`` does; the worker passes the lab's value of
+:data:`durations.STORAGE_CALL_TIMEOUT` (10 Azure seconds on the task's clock).
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import urllib.error
 import urllib.request
 from email.utils import formatdate
 
+from . import durations
+
 API_VERSION = "2019-02-02"
-CONNECT_TIMEOUT = 10.0  # seconds; the real extension's storage calls use 10 s
+# Azure's own value (time scale 1), for callers that do not run on a lab clock.
+CONNECT_TIMEOUT = durations.STORAGE_CALL_TIMEOUT.azure_seconds
 
 
 class StorageFailure(Exception):

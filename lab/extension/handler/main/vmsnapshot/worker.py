@@ -12,7 +12,10 @@ The order and the precedence of outcomes follow the real extension's daemon:
 6. the verdict: a snapshot failure wins; otherwise a script that stopped the backup
    gives its code; a clean run with scripts is app-consistent (code 0), else code 1.
 
-The final status goes to ``status/<seq>.status`` and to the status blob.
+The final status goes to ``status/<seq>.status`` and to the status blob (up to three
+tries, as the real extension's blob writer makes). Every wait runs on the task's clock:
+the time scale in its public settings (absent = 1, Azure's own), applied to the table of
+Azure durations the platform uses too (:mod:`.durations`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from . import protocol, scripts
+from . import durations, protocol, scripts
 from .conf import BackupConf, agent_proxy, read_agent_conf
 from .handlerenv import HandlerContext
 from .log import ExtensionLog
@@ -74,11 +77,17 @@ class Reporter:
         if not self.conf.upload_status_and_log:
             self.log.info(f"{what} blob not written: UploadStatusAndLog is not 'True'")
             return
-        try:
-            self.client.put_block_blob(uri, body, content_type)
+        tries = durations.STATUS_BLOB_WRITE_TRIES
+        for attempt in range(1, tries + 1):
+            try:
+                self.client.put_block_blob(uri, body, content_type)
+            except StorageFailure as exc:
+                self.log.warning(
+                    f"cannot write {what} to the {what} blob (try {attempt} of {tries}): {exc}"
+                )
+                continue
             self.log.info(f"{what} blob written ({len(body)} bytes)")
-        except StorageFailure as exc:
-            self.log.warning(f"cannot write {what} to the {what} blob: {exc}")
+            return
 
 
 def run(job: Job) -> protocol.SnapshotResult:
@@ -94,14 +103,20 @@ def run(job: Job) -> protocol.SnapshotResult:
         log.warning(conf.problem)
     uploads = "on" if conf.upload_status_and_log else "off"
     log.info(
-        f"vmbackup.conf [SnapshotThread] {conf.values or '(none)'}: freeze window "
-        f"{conf.freeze_timeout} s, status/log upload {uploads}"
+        f"vmbackup.conf [SnapshotThread] {conf.values or '(none)'}: timeout "
+        f"{conf.freeze_timeout} s, SafeFreezeWaitInSeconds {conf.safe_freeze_wait} s "
+        f"(Azure seconds), status/log upload {uploads}"
     )
     proxy, problem = agent_proxy(read_agent_conf(job.paths.waagent_conf))
     if problem:
         log.warning(problem)
-    log.info(f"storage calls {'through proxy ' + proxy if proxy else 'direct (no HttpProxy)'}")
-    client = StorageClient(proxy)
+    scale = job.task.public.time_scale
+    call = durations.STORAGE_CALL_TIMEOUT
+    log.info(
+        f"storage calls {'through proxy ' + proxy if proxy else 'direct (no HttpProxy)'}, "
+        f"each timing out after {call.describe(scale)}"
+    )
+    client = StorageClient(proxy, timeout=call.lab_seconds(scale))
     reporter = Reporter(job, client, conf, log)
     if strip_protected_settings(job.ctx.settings_file(job.task.seq)):
         log.info("protected settings removed from the settings file")
@@ -150,7 +165,7 @@ def _backup(
     do_backup, fsfreeze = check.do_backup, check.fsfreeze
     pre = post = scripts.NO_SCRIPT
     if check.scripts_enabled and check.config:
-        pre = scripts.run_script("pre", check.config, log)
+        pre = scripts.run_script("pre", check.config, log, task.public.time_scale)
         do_backup = pre.continue_backup and not (pre.failed and not fsfreeze)
 
     phase = PhaseResult(protocol.CODE_SUCCESS)
@@ -160,7 +175,7 @@ def _backup(
         log.warning("snapshots not taken: the script setup stopped the backup")
 
     if check.scripts_enabled and check.config:
-        post = scripts.run_script("post", check.config, log)
+        post = scripts.run_script("post", check.config, log, task.public.time_scale)
         if not post.continue_backup or (post.failed and not fsfreeze):
             do_backup = False
 
