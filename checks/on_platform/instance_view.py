@@ -23,8 +23,10 @@ def power_code(view: VirtualMachineInstanceView) -> str:
 def power_state(ctx: CheckContext) -> CheckResult:
     """The platform's power state against whether the guest OS actually runs.
 
-    Microsoft's cause 4b: a VM shut down from inside can still show as running, so
-    the platform keeps waiting for an agent that will never answer."""
+    Azure shows a VM whose OS was shut down from inside as ``PowerState/stopped``, and
+    backs it up offline. A platform that still shows ``running`` while the OS is down has
+    a stale view of the VM (Microsoft's 2016 cause 4b, "status not reflected"): it keeps
+    waiting for an agent that will never answer."""
     check = "platform.power_state"
     platform_power = power_code(ctx.platform.instance_view(ctx.vm))
     guest = probe(ctx.host)
@@ -32,7 +34,9 @@ def power_state(ctx: CheckContext) -> CheckResult:
     detail = f"instance view: PowerState/{platform_power}; guest OS: {seen}"
     if platform_power == "running" and not guest.running:
         return CheckResult.fail(
-            check, f"{detail} — the platform shows the VM running but its OS is down"
+            check,
+            f"{detail} — the platform shows the VM running but its OS is down "
+            "(an OS that halted should show PowerState/stopped)",
         )
     if platform_power in ("stopped", "deallocated") and guest.running:
         detail += " (the platform's view lags: it shows the VM off but the OS runs)"

@@ -24,6 +24,10 @@ Precision between causes that share symptoms comes from the conditions, not from
   in use being damaged on disk while its version is the one asked for.
 - ``schedule-storm`` is the platform busy with other VMs' snapshots: named only when
   the VM's agent is Ready and no check finds a cause in the VM itself.
+- ``guest-shutdown`` is the platform showing a VM ``running`` whose OS is down *and*
+  whose agent has gone ``Not Ready``: the platform's view of the VM is stale (Azure shows
+  an OS that halted as ``PowerState/stopped``, which is no cause at all). An OS that is
+  down while the agent is still ``Ready`` is a reboot under way, not a cause.
 - ``blocked-egress`` vs ``blocked-egress-proxy``: both are storage unreachable on the
   extension's path with an NSG rule denying VM -> storage; ``-proxy`` is that block
   on a VM that has a working proxy the agent is not configured to use, so the fix
@@ -199,7 +203,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "guest-shutdown",
-        Failed("platform.power_state"),
+        all_of(Failed("platform.power_state"), Failed("platform.vm_agent")),
         ("platform.power_state", "platform.vm_agent", "platform.backup_jobs"),
     ),
     Rule(

@@ -1,10 +1,11 @@
-"""guest-shutdown: the OS is shut down from inside; the platform still runs the VM.
+"""guest-shutdown: the OS is shut down from inside, as at the VM's console.
 
-Someone at the VM's console (RDP/SSH on Azure) runs ``poweroff``: the OS stops, the
-agent with it, but the platform never stopped the VM, so the portal keeps showing it
-running while its agent status goes stale. The fault does exactly that: it asks the
-guest's systemd to power off (``docker exec``, the console) and waits until the guest's
-container has exited, as a VM's OS halts. Nothing on the platform is touched.
+Someone at the VM's console (RDP/SSH on Azure) runs ``poweroff``: the OS halts and its
+agent with it. The fault does exactly that: it asks the guest's systemd to power off
+(``docker exec``, the console) and waits until the guest's container has exited, as a
+VM's OS halts. Nothing on the platform is touched: the host sees the halt and the
+platform shows the VM ``PowerState/stopped``, as Azure does, unless the platform's view
+of the VM is stale (the ``power-state-stale`` fault, the 2016 article's anomaly).
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ HALT_TIMEOUT = 60.0
 
 class GuestShutdown:
     id = "guest-shutdown"
-    summary = (
-        "the guest OS was shut down from inside (systemctl poweroff); the VM still shows running"
-    )
+    summary = "the guest OS was shut down from inside (systemctl poweroff)"
 
     def inject(self, target: FaultTarget) -> None:
         # --no-block: the command returns before systemd tears down the exec session.

@@ -1,12 +1,13 @@
-"""The ARM twin's side of the fabric: what the guest agents last reported, what the
-platform did to each VM (its power state), and the two changes the twin asks of the
-fabric (uninstalling an extension, recording a new power state).
+"""The ARM twin's side of the fabric: what the guest agents last reported, each VM's
+power state, and the changes the twin's container asks of the fabric (uninstalling an
+extension, recording a power operation's outcome, reporting a guest OS that halted).
 
 The twin reports what is observed, never configured, so the agent, OS and extension
 statuses it shows come from the fabric's control API (``/control/v1``), i.e. what the
-real agent last reported to our WireServer. The power state is the platform's own: the
-fabric keeps what the platform last did (the twin's power operations write it), so a
-VM whose OS shut itself down still shows ``running``, as on Azure. Deleting an
+real agent last reported to our WireServer. The power state is the fabric's record
+(:mod:`lab.platform.power_states`): the twin's power operations write their outcome, and
+the host's watcher (:mod:`lab.platform.host_power`, in the same container) reports an
+OS that halted, so a VM shut down from inside shows ``stopped``, as on Azure. Deleting an
 extension is the other write: the fabric puts the handler in state ``uninstall`` and
 the real agent does the rest.
 :class:`FabricClient` is the seam that keeps the twin testable without a lab;
@@ -72,7 +73,7 @@ class FabricVm:
     agent: AgentReport
     os: OsReport | None = None
     extensions: tuple[ExtensionReport, ...] = ()
-    power_state: str | None = None  # the platform's: "running" or "stopped"
+    power_state: str | None = None  # the fabric's record: "running" or "stopped"
 
 
 class FabricClient(Protocol):
@@ -96,6 +97,12 @@ class FabricClient(Protocol):
         """Record the platform's power state of ``vm`` (``running`` or ``stopped``).
         Raises :class:`FabricError` when the fabric does not take it."""
         ...
+
+    def report_halt(self, vm: str) -> bool:
+        """Report that ``vm``'s OS halted; True if the platform took it (False when its
+        view of the VM is stale). Raises :class:`FabricError` when it does not answer."""
+        ...
+
 
 
 class HttpFabricClient:
@@ -145,6 +152,19 @@ class HttpFabricClient:
         body = json.dumps({"power_state": state}).encode()
         if self._request("PUT", f"/control/v1/vms/{quote(vm, safe='')}/power", body) is None:
             raise FabricError(f"the fabric has no VM {vm!r} to set the power state of")
+
+    def report_halt(self, vm: str) -> bool:
+        text = self._request("POST", f"/control/v1/vms/{quote(vm, safe='')}/power/halted")
+        if text is None:
+            raise FabricError(f"the fabric has no VM {vm!r} to report a halt of")
+        try:
+            answer = json.loads(text)
+        except ValueError as exc:
+            raise FabricError(f"the fabric's halt answer is not JSON: {exc}") from exc
+        taken = answer.get("taken") if isinstance(answer, dict) else None
+        if not isinstance(taken, bool):
+            raise FabricError("the fabric's halt answer does not say whether it was taken")
+        return taken
 
     def _get(self, path: str) -> str | None:
         return self._request("GET", path)

@@ -1,10 +1,10 @@
 """The ARM twin's power side: VM power states and actions, and Docker carrying them out.
 
 Power operations (power off / start / restart) stop, start or restart the guest's
-container, as the host stops or boots a VM. The power state the twin *shows* is not
-read from Docker: it is the platform's own (kept by the fabric, written by the twin
-once an operation is done), because Azure's ``PowerState`` is what the platform did
-to the VM, not what its OS did: an OS shut down from inside still shows ``running``.
+container, as the host stops or boots a VM. The power state the twin *shows* is the
+fabric's record (:mod:`lab.platform.power_states`): the twin writes an operation's
+outcome there once it is done, and the host's watcher (:mod:`lab.platform.host_power`)
+writes ``stopped`` when a guest OS halts, as Azure shows a VM shut down from inside.
 :class:`PowerBackend` is the seam that keeps the twin testable without a lab;
 :class:`DockerPower` is the real one.
 

@@ -6,10 +6,11 @@ delete its extensions), so the twin answers those calls with ARM's URLs, JSON sh
 error bodies and long-running operation protocol. What it reports is observed, never
 configured: the guest agent's status, OS and extension statuses come from the fabric's
 control API (what the real agent last reported to our WireServer), and so does the power
-state, which is the platform's own record of what it did to the VM (a power operation
-of the twin stops or starts the guest's container, then records the outcome in the
-fabric), never the container's state: as on Azure, a VM whose OS shut down from inside
-still shows ``PowerState/running``.
+state, the fabric's one record of it (:mod:`lab.platform.power_states`): a power
+operation of the twin stops or starts the guest's container, then records the outcome
+there, and the host's watcher beside the twin (:mod:`lab.platform.host_power`) reports a
+guest OS that halted, so, as on Azure, a VM shut down from inside shows
+``PowerState/stopped``. The twin's power work and the watcher share one lock per VM.
 
 This module is the WSGI app and its routing; the rest of the twin lives beside it:
 
@@ -92,6 +93,7 @@ from lab.platform.arm_operations import (
     run_in_background,
 )
 from lab.platform.arm_power import PowerAction, PowerBackend, platform_power_state
+from lab.platform.host_power import VmLocks
 from lab.platform.roster import GuestEntry, Roster
 
 if TYPE_CHECKING:
@@ -152,6 +154,7 @@ class ArmTwin:
         operations: OperationStore | None = None,
         extension_timeout: Callable[[], float] = EXTENSION_OPERATION_TIMEOUT.lab_seconds,
         extension_poll_seconds: float = 1.0,
+        power_locks: VmLocks | None = None,
     ) -> None:
         if not token:
             raise ValueError("the ARM twin needs a non-empty bearer token")
@@ -162,6 +165,8 @@ class ArmTwin:
         self.operations = operations or OperationStore()
         self._extension_timeout = extension_timeout
         self._extension_poll = extension_poll_seconds
+        # Shared with the host's watcher: a power operation and a halt report never overlap.
+        self.power_locks = power_locks or VmLocks()
         self._handlers: dict[str, _Handler] = {
             "list": self._list,
             "get": self._get,
@@ -257,14 +262,16 @@ class ArmTwin:
 
     def _power_work(self, guest: GuestEntry, action: PowerAction) -> None:
         """Stop, start or restart the guest, then record the platform's new power state."""
-        self._power.act(guest.container, action)
-        try:
-            self._fabric.set_power_state(guest.name, action.outcome.value)
-        except FabricError as exc:
-            raise OperationError(
-                f"The VM was {action.outcome.value} but the lab fabric did not record it: {exc}",
-                "BadGateway",
-            ) from exc
+        with self.power_locks.held(guest.name):
+            self._power.act(guest.container, action)
+            try:
+                self._fabric.set_power_state(guest.name, action.outcome.value)
+            except FabricError as exc:
+                raise OperationError(
+                    f"The VM was {action.outcome.value} but the lab fabric did not record "
+                    f"it: {exc}",
+                    "BadGateway",
+                ) from exc
 
     def _extensions(self, request: Request, args: dict[str, str]) -> Response:
         roster = self._scope(args)

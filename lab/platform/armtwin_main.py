@@ -12,7 +12,10 @@ SNAPLAB_TLS_CERT     server certificate (PEM) signed by the lab CA
 SNAPLAB_TLS_KEY      its private key (PEM)
 ==================== ========================================================
 
-The Docker engine's socket must be mounted for power operations (``DockerPower``).
+The Docker engine's socket must be mounted: for power operations (``DockerPower``) and
+for the host's watch over the guests (:class:`~lab.platform.host_power.HostWatcher`,
+which reports a guest OS that halted and resets one that rebooted), which runs beside
+the twin in this process.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from types import FrameType
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from lab.platform.arm_fabric import HttpFabricReader
+from lab.platform.arm_fabric import FabricError, HttpFabricReader
 from lab.platform.arm_power import DockerPower
 from lab.platform.armtwin import ArmTwin
+from lab.platform.host_power import DockerGuests, HostWatcher
 
 LISTEN_ADDRESS = "127.0.0.1"
 
@@ -126,7 +130,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except (ConfigError, OSError, ssl.SSLError) as exc:
         _log.error("cannot start the ARM twin: %s", exc)
         return 2
-    app = ArmTwin(HttpFabricReader(config.fabric_url), DockerPower(), config.token)
+    fabric = HttpFabricReader(config.fabric_url)
+    app = ArmTwin(fabric, DockerPower(), config.token)
+    watcher = HostWatcher(fabric, DockerGuests(), app.power_locks, fabric_errors=(FabricError,))
     try:
         server = build_server(app, config.port, context)
     except OSError as exc:
@@ -135,7 +141,10 @@ def main(env: Mapping[str, str] | None = None) -> int:
     _log.info(
         "ARM twin on https://%s:%d (fabric %s)", LISTEN_ADDRESS, config.port, config.fabric_url
     )
+    stop_watch = threading.Event()
+    watcher.start(stop_watch)
     serve_until_signalled(server)
+    stop_watch.set()
     return 0
 
 

@@ -18,6 +18,8 @@ Routes::
                                                  202 {"vm", "name", "incarnation"}
     GET  /control/v1/vms/<name>/power            {"vm", "power_state"}
     PUT  /control/v1/vms/<name>/power            body {"power_state": "running"|"stopped"}
+    POST /control/v1/vms/<name>/power/halted     {"vm", "power_state", "taken": bool}
+    GET|PUT /control/v1/vms/<name>/power/view    {"vm", "stale": bool}; PUT body {"stale": bool}
     GET  /control/v1/storage                     {"ready": bool, "account_url": str}
     GET  /control/v1/vms/<name>/disks            {"disks": [Disk], "ready": bool}
     POST /control/v1/vms/<name>/backups          202 Job (body: none or {})
@@ -48,11 +50,16 @@ Uninstall sets the handler's state to ``uninstall`` in the goal state, as deleti
 extension in the portal does; the agent then disables and removes it. The next backup
 publishes it ``enabled`` again, which makes the agent reinstall it.
 
-The power state is the platform's, set by the ARM twin when it powers a VM off, starts
-or restarts it; it is never read from the guest (see
-:class:`lab.platform.guest_state.PowerStates`). Publishing a handler version here only
-ever publishes a *broken* one (the lab's good packages come from the image): it is how
-the lab makes "the extension fails to update"; withdrawing it is the publisher's fix.
+The power state is the platform's record (:mod:`lab.platform.power_states`): the ARM
+twin sets it when it powers a VM off, starts or restarts it (``PUT .../power``), and the
+host reports a guest OS that halted (``POST .../power/halted``: the VM is then
+``stopped``, as on Azure after a shutdown from inside). ``.../power/view`` makes the
+platform's view of a VM stale (host reports dropped until the platform next powers the
+VM itself): the platform fault behind the 2016 article's "status not reflected".
+
+Publishing a handler version here only ever publishes a *broken* one (the lab's good
+packages come from the image): it is how the lab makes "the extension fails to update";
+withdrawing it is the publisher's fix.
 """
 
 from __future__ import annotations
@@ -175,6 +182,10 @@ class ControlApp:
             return self._backup_vm(request, name, rest[0])
         if rest == ("power",):
             return self._power(request, guest)
+        if rest == ("power", "halted"):
+            return self._halted(request, guest)
+        if rest == ("power", "view"):
+            return self._power_view(request, guest)
         if rest == ("policy",):
             return self._protection(request, name)
         return _error(404, f"no such resource: {request.path}")
@@ -194,6 +205,26 @@ class ControlApp:
         elif request.method not in ("GET", "HEAD"):
             return _not_allowed("GET, PUT")
         return _json({"vm": guest.name, "power_state": self.fabric.power.get(guest.name)})
+
+    def _halted(self, request: Request, guest: GuestState) -> Response:
+        """The host saw the VM's OS halt."""
+        if request.method != "POST":
+            return _not_allowed("POST")
+        outcome = self.fabric.power.observe_halt(guest.name)
+        return _json({"vm": guest.name, "power_state": outcome.power_state, "taken": outcome.taken})
+
+    def _power_view(self, request: Request, guest: GuestState) -> Response:
+        if request.method == "PUT":
+            body = _json_object(request)
+            if isinstance(body, str):
+                return _error(400, body)
+            stale = body.get("stale")
+            if not isinstance(stale, bool):
+                return _error(400, 'body must be {"stale": true|false}')
+            self.fabric.power.set_stale(guest.name, stale)
+        elif request.method not in ("GET", "HEAD"):
+            return _not_allowed("GET, PUT")
+        return _json({"vm": guest.name, "stale": self.fabric.power.is_stale(guest.name)})
 
     # ------------------------------------------------------------------ policies
 

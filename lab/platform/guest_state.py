@@ -9,17 +9,15 @@ source address of a request, which is how Azure's WireServer tells VMs apart too
 What Azure would show of a VM in the instance view is derived from that state by
 :mod:`lab.platform.instance_view`.
 
-The fabric also keeps each VM's *platform* power state (:class:`PowerStates`): what the
-platform last did to the VM (started it when the lab came up; stopped, started or
-restarted it through ARM). As on Azure, it is not what the guest OS did: a VM whose OS
-was shut down from inside still shows ``running`` until the platform stops it.
+The fabric also keeps each VM's power state
+(:class:`~lab.platform.power_states.PowerStates`): what the platform did to the VM
+through ARM, and what the host saw its OS do (an OS that halted leaves the VM
+``stopped``, as on Azure). Every reader of a power state reads that one record.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +32,13 @@ from lab.platform.health_report import HealthReport
 from lab.platform.identity import GuestIdentity
 from lab.platform.instance_view import GuestView, guest_view
 from lab.platform.page_blob import PageBlob
+from lab.platform.power_states import (
+    DEFAULT_POWER_FILE,
+    POWER_RUNNING,
+    POWER_STATES,
+    POWER_STOPPED,
+    PowerStates,
+)
 from lab.platform.roster import GuestEntry, Roster
 from lab.platform.status_report import StatusFormatError, StatusReport, parse_vm_status
 from lab.platform.timescale import AGENT_STATUS_STALE_AFTER
@@ -211,74 +216,6 @@ class GuestState:
         )
 
 
-# Where the fabric keeps the power states (its data volume survives a restart).
-DEFAULT_POWER_FILE = Path("/var/lib/snaplab/power.json")
-
-POWER_RUNNING = "running"
-POWER_STOPPED = "stopped"
-# The states the platform settles in; "starting" and "stopping" only exist while an
-# ARM operation runs, and the ARM twin shows those from its own operations.
-POWER_STATES = (POWER_RUNNING, POWER_STOPPED)
-
-
-class PowerStates:
-    """The platform power state of each VM, optionally kept in a JSON file.
-
-    Every VM starts ``running`` (``up`` allocates and starts it). A file, when given,
-    keeps the states across fabric restarts, so a VM stopped through ARM is still
-    stopped after one; it is written whole and replaced atomically, and an unreadable
-    file is logged and ignored (a lost power state must not stop the fabric).
-    """
-
-    def __init__(self, names: Iterable[str], path: Path | None = None) -> None:
-        self._lock = threading.Lock()
-        self._path = path
-        self._states = dict.fromkeys(names, POWER_RUNNING)
-        for name, state in self._load().items():
-            if name in self._states:
-                self._states[name] = state
-
-    def _load(self) -> dict[str, str]:
-        if self._path is None or not self._path.exists():
-            return {}
-        try:
-            raw = json.loads(self._path.read_text())
-        except (OSError, ValueError) as exc:
-            log.error("ignoring unreadable power states in %s: %s", self._path, exc)
-            return {}
-        if not isinstance(raw, dict):
-            log.error("ignoring power states in %s: not a JSON object", self._path)
-            return {}
-        return {str(k): v for k, v in raw.items() if v in POWER_STATES}
-
-    def get(self, name: str) -> str | None:
-        with self._lock:
-            return self._states.get(name)
-
-    def set(self, name: str, state: str) -> str:
-        """Record the platform's power state of a VM; returns it."""
-        if state not in POWER_STATES:
-            raise ValueError(f"power state must be one of {', '.join(POWER_STATES)}, got {state!r}")
-        with self._lock:
-            if name not in self._states:
-                raise KeyError(f"no VM named {name!r}")
-            self._states[name] = state
-            snapshot = dict(self._states)
-        self._save(snapshot)
-        return state
-
-    def _save(self, states: dict[str, str]) -> None:
-        if self._path is None:
-            return
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._path.with_name(f".{self._path.name}.tmp")
-            tmp.write_text(json.dumps(states, indent=2, sort_keys=True))
-            os.replace(tmp, self._path)
-        except OSError as exc:
-            log.error("cannot keep power states in %s: %s", self._path, exc)
-
-
 GA_FAMILIES = ("Prod", "Test")
 
 
@@ -357,3 +294,16 @@ class Fabric:
             full_config=f"{base}?comp=config&type=fullConfig&{query}",
             certificates=f"{base}?comp=certificates&{query}",
         )
+
+
+# The power-state names moved to lab.platform.power_states; importers keep these.
+__all__ = [
+    "DEFAULT_POWER_FILE",
+    "POWER_RUNNING",
+    "POWER_STATES",
+    "POWER_STOPPED",
+    "Fabric",
+    "GoalStateSnapshot",
+    "GuestState",
+    "PowerStates",
+]

@@ -51,6 +51,11 @@ class FabricClient:
         """The platform's power state of a VM (not its container's)."""
         return str(self._get(f"/vms/{vm}/power")["power_state"])
 
+    def set_power_view_stale(self, vm: str, stale: bool) -> bool:
+        """Make the platform's view of a VM stale (it drops the host's reports of the
+        VM's OS) or fresh again; returns the new setting."""
+        return bool(self._send("PUT", f"/vms/{vm}/power/view", {"stale": stale})["stale"])
+
     # ------------------------------------------------------------------ policies
 
     def policies(self) -> dict[str, Any]:

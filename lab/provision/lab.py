@@ -211,7 +211,8 @@ def status(client: docker.DockerClient, lab: str, only: tuple[str, ...] = ()) ->
         vms.append(
             {
                 "name": guest.name,
-                "power_state": _power_state(client, guest.container),
+                # The platform's record, as the instance view shows it (not Docker's).
+                "power_state": view.get("power_state") or "unknown",
                 "agent": {
                     "version": agent.get("version"),
                     "status": agent.get("status", "Not Ready"),
@@ -262,10 +263,3 @@ def _container(client: docker.DockerClient, lab: str, role: str) -> Container:
         raise LabNotFound(f"lab {lab!r} has no {role} container (run `snaplab down {lab}`)")
     return found[0]
 
-
-def _power_state(client: docker.DockerClient, name: str) -> str:
-    try:
-        container = client.containers.get(name)
-    except NotFound:
-        return "deallocated"
-    return "running" if container.status == "running" else "stopped"

@@ -158,6 +158,12 @@ class FakeFabric:
             raise FabricError("connection refused")
         self.power[vm] = state
 
+    def report_halt(self, vm: str) -> bool:
+        if self.down:
+            raise FabricError("connection refused")
+        self.power[vm] = "stopped"
+        return True
+
     def uninstall_extension(self, vm: str, handler: str) -> str | None:
         if self.down:
             raise FabricError("connection refused")
@@ -412,15 +418,21 @@ def test_power_state_is_the_platforms(client: Client, fabric: FakeFabric) -> Non
     }
 
 
-def test_an_os_shut_down_from_inside_still_shows_running(
+def test_the_power_state_is_the_fabrics_record_not_the_containers(
     client: Client, fabric: FakeFabric, power: FakePower
 ) -> None:
-    """The guest's container exited (``poweroff`` in the guest): the platform did not
-    stop the VM, so Azure would still show it running, with a stale agent."""
+    """The twin never reads Docker: an exited container shows as stopped only once the
+    host's report reached the fabric (lab.platform.host_power, tested on its own)."""
     power.containers["snaplab-unit-vm2"] = "exited"
     view = _json(client.get(f"{VMS}/vm2/instanceView?{API}", headers=AUTH))
     assert view["statuses"][1]["code"] == "PowerState/running"  # type: ignore[index]
-    assert view["vmAgent"]["statuses"][0]["displayStatus"] == "Not Ready"  # type: ignore[index]
+    assert fabric.report_halt("vm2") is True
+    view = _json(client.get(f"{VMS}/vm2/instanceView?{API}", headers=AUTH))
+    assert view["statuses"][1] == {  # type: ignore[index]
+        "code": "PowerState/stopped",
+        "level": "Info",
+        "displayStatus": "VM stopped",
+    }
 
 
 def test_a_power_state_the_fabric_does_not_know_is_unknown(

@@ -80,8 +80,8 @@ MECHANISMS: dict[str, tuple[set[str], set[str]]] = {
         {"guest.wireserver", "platform.vm_agent", "platform.extensions", "platform.backup_jobs"},
     ),
     "guest-shutdown": (
-        {"platform.power_state"},
-        {"platform.vm_agent", "platform.backup_jobs", "platform.extensions"},
+        {"platform.power_state", "platform.vm_agent"},
+        {"platform.backup_jobs", "platform.extensions"},
     ),
     "schedule-storm": ({"platform.concurrent_backups"}, {"platform.backup_jobs"}),
     "prescript-hang": (
@@ -190,3 +190,18 @@ def test_nothing_reads_which_fault_was_injected() -> None:
         text = source.read_text()
         for forbidden in ("lab.faults", "lab import faults", "scenario.yaml", "snaplab.fault"):
             assert forbidden not in text, f"{source} mentions {forbidden}"
+
+
+def test_an_os_down_while_its_agent_is_still_ready_is_no_cause() -> None:
+    """A reboot under way: the platform shows running, the OS does not answer for a
+    moment, the agent's last report is still fresh."""
+    failing = {"platform.power_state"}
+    assert causes_from(results(failing, guest_answers=False)) == ()
+
+
+@pytest.mark.parametrize("extra", [set(), {"platform.backup_jobs"}, {"platform.extensions"}])
+def test_a_vm_stopped_by_its_own_os_is_no_cause(extra: set[str]) -> None:
+    """PowerState/stopped with the OS down is what Azure shows after a shutdown from
+    inside: the power and agent checks pass (no agent is expected) and nothing is named,
+    whatever the last job or extension status said."""
+    assert causes_from(results(extra, guest_answers=False)) == ()

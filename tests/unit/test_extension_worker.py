@@ -426,3 +426,95 @@ def test_the_consistency_step_takes_longer_when_the_cpu_is_saturated() -> None:
             hog.wait()
     assert busy_wall > 1.5 * idle_wall
     assert busy_cpu < 0.8 * busy_wall, "the worker got most of a saturated CPU"
+
+
+# --- every wait on the task's clock (time scale from the settings; absent = Azure's)
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A URL whose server accepts connections (the kernel's backlog) and never answers,
+    as storage behind a firewall that lets the handshake through but not the reply."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/vhds/vm1-os.vhd?sv=x&sig=y"
+
+
+def test_storage_calls_time_out_on_the_lab_clock(layout: GuestLayout, black_hole: str) -> None:
+    status_blob = black_hole.replace("vhds/vm1-os.vhd", "status/vm1.status")
+    layout.write_task(0, [black_hole], status_blob, time_scale=240)
+    started = time.monotonic()
+    result = backup(layout)
+    took = time.monotonic() - started
+    assert (result.status, result.code) == ("error", protocol.CODE_NO_NETWORK)
+    assert "timed out" in result.message
+    # 10 Azure seconds = 1 s here (the floor): three status-blob tries and one disk call
+    # before the verdict, three more tries after it; at Azure's clock this is 70 s.
+    assert 6.5 < took < 20
+    log = layout.extension_log()
+    assert "each timing out after 10 s on Azure's clock = 1 s in the lab" in log
+    assert "cannot write status to the status blob (try 3 of 3)" in log
+
+
+def test_a_script_timeout_is_azure_seconds_on_the_lab_clock(
+    layout: GuestLayout, storage: FakeStorage
+) -> None:
+    configure_scripts(layout, "exec sleep 30", timeout=600)  # 10 Azure minutes
+    layout.write_task(0, [storage.disk("d.vhd")], storage.sas("/s/st"), time_scale=240)
+    started = time.monotonic()
+    result = backup(layout)
+    assert 2.0 < time.monotonic() - started < 10  # 600 / 240 = 2.5 s
+    assert (result.status, result.code) == ("error", protocol.CODE_PRESCRIPT_TIMEOUT)
+    log = layout.extension_log()
+    assert "timeoutInSeconds 10 min on Azure's clock = 2.5 s in the lab (time scale 240)" in log
+    assert "timed out after 2.50 s (600 s on Azure's clock)" in log
+
+
+def test_the_plugin_host_caps_a_script_in_azure_seconds(
+    layout: GuestLayout, storage: FakeStorage
+) -> None:
+    configure_scripts(layout, "exec sleep 30", timeout=3600)  # capped at 1800 Azure s
+    layout.write_task(0, [storage.disk("d.vhd")], storage.sas("/s/st"), time_scale=600)
+    started = time.monotonic()
+    result = backup(layout)
+    assert time.monotonic() - started < 10  # 1800 / 600 = 3 s, not 3600 / 600 = 6 s
+    assert result.code == protocol.CODE_PRESCRIPT_TIMEOUT
+    assert "timed out after 3.00 s (1800 s on Azure's clock)" in layout.extension_log()
+
+
+@pytest.mark.parametrize(
+    ("scale", "conf", "wait", "hold"),
+    [
+        (1.0, "", 66.0, "1 min"),  # Azure's own clock
+        (10.0, "", 6.6, "6 s"),
+        (240.0, "", 5.0, "5 s"),  # the floors
+        (240.0, "SafeFreezeWaitInSeconds = 1200\ntimeout = 2400\n", 5.0, "10 s"),
+    ],
+)
+def test_the_freeze_waits_run_on_the_lab_clock(
+    layout: GuestLayout,
+    storage: FakeStorage,
+    monkeypatch: pytest.MonkeyPatch,
+    scale: float,
+    conf: str,
+    wait: float,
+    hold: str,
+) -> None:
+    windows: list[float] = []
+    real_run = consistency.run
+
+    def recording(sizes: list[int], window_seconds: float) -> consistency.ConsistencyReport:
+        windows.append(window_seconds)
+        return real_run(sizes, window_seconds)
+
+    monkeypatch.setattr(consistency, "run", recording)
+    layout.write_etc("azure/vmbackup.conf", f"[SnapshotThread]\n{conf}", 0o644)
+    layout.write_task(0, [storage.disk("d.vhd")], storage.sas("/s/st"), time_scale=scale)
+    assert backup(layout).code == protocol.CODE_SUCCESS
+    assert windows == [pytest.approx(wait)]
+    log = layout.extension_log()
+    assert f"time scale {scale:g}" in log
+    assert "SafeFreezeWaitInSeconds" in log
+    held = [line for line in log.splitlines() if "freeze timeout" in line]
+    assert held and f"= {hold} in the lab" in held[0]
