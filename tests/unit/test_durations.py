@@ -63,7 +63,7 @@ def test_one_table_behind_every_import() -> None:
     assert timescale.TABLE is durations.TABLE
     assert handler_durations.TABLE is durations.TABLE
     assert timescale.SNAPSHOT_SUBTASK_TIMEOUT is durations.SNAPSHOT_SUBTASK_TIMEOUT
-    assert protocol.TOO_LATE_AFTER == durations.EXTENSION_TOO_LATE_AFTER.azure
+    assert durations.EXTENSION_TOO_LATE_AFTER.azure == protocol.TOO_LATE_AFTER
 
 
 @pytest.mark.parametrize("entry", durations.TABLE, ids=lambda d: d.what[:40])
