@@ -283,6 +283,38 @@ SCRIPT_TIMEOUT_DEFAULT = AzureDuration(
     ),
 )
 
+# --- The agent's handler commands (a diagnosis waits for a handler in motion) ---------
+
+HANDLER_INSTALL_TIMEOUT = AzureDuration(
+    timedelta(seconds=900),
+    floor_seconds=30.0,
+    what=(
+        "the agent's limit on a handler's install command: a handler still NotInstalled "
+        "this long after the agent began (download, unpack, install) is stuck"
+    ),
+    side=GUEST,
+    source="WALinuxAgent ga/exthandlers.py: install, update and disable run with timeout=900",
+    floor_reason=(
+        "fetching the manifest and zip from the WireServer, unpacking and running the "
+        "install command while nine guests share 2 cores (a storm's first backups)"
+    ),
+)
+
+HANDLER_ENABLE_TIMEOUT = AzureDuration(
+    timedelta(seconds=300),
+    floor_seconds=15.0,
+    what=(
+        "the agent's limit on a handler's enable command: a handler Installed but not yet "
+        "Enabled this long after install is stuck"
+    ),
+    side=GUEST,
+    source="WALinuxAgent ga/exthandlers.py: enable runs with timeout=300",
+    floor_reason=(
+        "Python starting the handler's enable under load; the extension's enable returns "
+        "once its worker has started"
+    ),
+)
+
 # The whole table, in the order the README shows it.
 TABLE: tuple[AzureDuration, ...] = (
     SNAPSHOT_SUBTASK_TIMEOUT,
@@ -297,6 +329,8 @@ TABLE: tuple[AzureDuration, ...] = (
     SAFE_FREEZE_WAIT,
     SCRIPT_TIMEOUT_CAP,
     SCRIPT_TIMEOUT_DEFAULT,
+    HANDLER_INSTALL_TIMEOUT,
+    HANDLER_ENABLE_TIMEOUT,
 )
 
 
