@@ -1,7 +1,8 @@
 """Application-consistency pre/post scripts (the Linux counterpart of the article's
-SQL/VSS delay): a pre-script that hangs holds the snapshot, and if the extension is
-allowed to wait for it longer than the platform waits for the snapshot's status, the
-sub-task times out.
+SQL/VSS delay): a pre-script that hangs holds the snapshot until its timeout (308); if
+the extension were allowed to wait for it longer than the platform waits for the
+snapshot's status, the sub-task would time out. Script timeouts are Azure seconds, so
+they are compared with the sub-task timeout in Azure seconds, whatever the lab's scale.
 
 Configuration as the VMSnapshot extension reads it: ``/etc/azure/VMSnapshotPluginHost.conf``
 (``[pre_post]``: ``timeoutInSeconds``, ``pluginConfigPath0``; the handler ships a default
@@ -21,6 +22,7 @@ from checks.context import GuestFacts
 from checks.host import GuestHost, read_file
 from checks.in_guest.handler import handler_dirs
 from checks.result import CheckResult, one_line
+from lab.platform.timescale import SNAPSHOT_SUBTASK_TIMEOUT
 
 HOST_CONF = "/etc/azure/VMSnapshotPluginHost.conf"
 PLUGIN_CONF = "/etc/azure/VMSnapshotScriptPluginConfig.json"
@@ -101,10 +103,10 @@ def prepost_scripts(host: GuestHost, facts: GuestFacts) -> CheckResult:
     config, why = script_config(host)
     if config is None:
         return CheckResult.ok(check, why)
-    limit = facts.subtask_timeout_seconds
+    limit = SNAPSHOT_SUBTASK_TIMEOUT.azure_seconds  # Azure seconds, as timeoutInSeconds
     shown = (
         f"{config.source}: pre {config.pre}, post {config.post}, timeout {config.timeout:g} s "
-        f"(snapshot sub-task timeout {limit:g} s), continueBackupOnFailure "
+        f"(Azure seconds; snapshot sub-task timeout {limit:g} s), continueBackupOnFailure "
         f"{str(config.continue_on_failure).lower()}"
     )
     running = running_scripts(host, config)

@@ -11,10 +11,13 @@ VMSnapshot extension runs the pre-script before the snapshot and waits for it up
 The pre-script asks the application ("appdb") to flush and hold its writes through the
 application's control pipe, a FIFO under ``/run/appdb``. Nothing serves that pipe (the
 application is wedged), so opening it for writing blocks for ever: a real hang in the
-kernel, not a sleep. The extension's status stays "transitioning" while it waits, and
-the platform's snapshot sub-task times out first.
+kernel, not a sleep. The extension's status stays "transitioning" while it waits; then
+the script times out (308) and ``continueBackupOnFailure`` decides whether the backup goes
+on file-system consistent or fails.
 
-Parameters: ``timeout_seconds`` (default 3600), ``app_dir`` (default ``/opt/appdb``).
+Parameters: ``timeout_seconds`` (default 3600), ``app_dir`` (default ``/opt/appdb``),
+``continue_on_failure`` (``continueBackupOnFailure``, default true; false is the customer
+who wants an application-consistent backup or none).
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ echo "appdb post-snapshot: resuming writes"
 """
 
 
-def plugin_config(app_dir: str, timeout_seconds: int) -> dict[str, Any]:
+def plugin_config(
+    app_dir: str, timeout_seconds: int, continue_on_failure: bool = True
+) -> dict[str, Any]:
     """The plugin configuration a customer writes from Microsoft's template."""
     return {
         "pluginName": "ScriptRunner",
@@ -57,14 +62,14 @@ def plugin_config(app_dir: str, timeout_seconds: int) -> dict[str, Any]:
         "preScriptNoOfRetries": 0,
         "postScriptNoOfRetries": 0,
         "timeoutInSeconds": timeout_seconds,
-        "continueBackupOnFailure": True,
+        "continueBackupOnFailure": continue_on_failure,
         "fsFreezeEnabled": True,
     }
 
 
-def install_script(app_dir: str, timeout_seconds: int) -> str:
+def install_script(app_dir: str, timeout_seconds: int, continue_on_failure: bool = True) -> str:
     """The shell script (run as root in the guest) that sets up the hanging hook."""
-    config = json.dumps(plugin_config(app_dir, timeout_seconds), indent=4)
+    config = json.dumps(plugin_config(app_dir, timeout_seconds, continue_on_failure), indent=4)
     pre, post = f"{app_dir}/pre-snapshot.sh", f"{app_dir}/post-snapshot.sh"
     return f"""
 set -e
@@ -94,13 +99,15 @@ class PrescriptHang:
     def inject(self, target: FaultTarget) -> None:
         app_dir = str(target.params.get("app_dir", DEFAULT_APP_DIR))
         timeout = target.params.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
+        keep_going = target.params.get("continue_on_failure", True)
         valid = isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0
-        if not app_dir.startswith("/") or not valid:
+        if not app_dir.startswith("/") or not valid or not isinstance(keep_going, bool):
             raise FaultError(
-                f"{target.vm}: prescript-hang needs an absolute app_dir and a positive "
-                f"integer timeout_seconds (got {app_dir!r}, {timeout!r})"
+                f"{target.vm}: prescript-hang needs an absolute app_dir, a positive "
+                f"integer timeout_seconds and a true/false continue_on_failure (got "
+                f"{app_dir!r}, {timeout!r}, {keep_going!r})"
             )
-        target.run(install_script(app_dir, timeout))
+        target.run(install_script(app_dir, timeout, keep_going))
 
 
 register(PrescriptHang())

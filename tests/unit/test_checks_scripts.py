@@ -39,13 +39,17 @@ def test_no_scripts_passes() -> None:
 
 def test_configured_idle_scripts_pass() -> None:
     result = prepost_scripts(with_scripts(600), FACTS)
-    assert result.passed and "timeout 600 s (snapshot sub-task timeout 23.75 s)" in result.detail
+    assert result.passed
+    assert "timeout 600 s (Azure seconds; snapshot sub-task timeout 5700 s)" in result.detail
 
 
-def test_hanging_script_the_extension_waits_for_past_the_subtask_fails() -> None:
-    result = prepost_scripts(with_scripts(600, running=True), FACTS)
-    assert not result.passed
-    assert "pre-script pid 812 running 31 s" in result.detail
+def test_a_running_script_is_cut_off_before_the_subtask_at_any_scale() -> None:
+    # timeoutInSeconds is Azure seconds and the plugin host caps it at 1800: a hanging
+    # script ends (308) long before the platform's 95 minutes, whatever the lab's scale.
+    result = prepost_scripts(with_scripts(7200, running=True), FACTS)
+    assert result.passed
+    assert "timeout 1800 s" in result.detail
+    assert "pre-script pid 812 running 31 s" in result.detail and "cut off" in result.detail
 
 
 def test_host_conf_caps_the_timeout() -> None:

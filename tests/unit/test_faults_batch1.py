@@ -194,7 +194,17 @@ def test_prescript_hang_install_script_and_params() -> None:
     assert "chmod 700 /srv/app/pre-snapshot.sh /srv/app/post-snapshot.sh" in script
     assert f"mkfifo -m 600 {prescript_hang.CONTROL_PIPE}" in script
     assert syntax_ok(script)
-    for params in ({"timeout_seconds": 0}, {"timeout_seconds": True}, {"app_dir": "relative"}):
+    assert '"continueBackupOnFailure": true' in script
+    strict = target({"continue_on_failure": False})
+    fault_by_id("prescript-hang").inject(strict)
+    assert '"continueBackupOnFailure": false' in strict.scripts[0]
+    bad_params = (
+        {"timeout_seconds": 0},
+        {"timeout_seconds": True},
+        {"app_dir": "relative"},
+        {"continue_on_failure": "no"},
+    )
+    for params in bad_params:
         with pytest.raises(FaultError):
             fault_by_id("prescript-hang").inject(target(params))
 
