@@ -4,7 +4,8 @@ For each scenario: a lab with the scenario's VMs, its fault injected, a backup t
 fails with the scenario's code, the runbook's executable steps run as the runner runs
 them (in the guest, or on the platform with the lab's ``snaplab env``), and a backup
 that completes. The diagnosis phase is the runner's; these tests prove the mechanism
-and the fix, and what the lab's infrastructure (mirror, proxy, DNS, redeploy) does.
+and the fix, and what the lab's infrastructure (mirror, proxy, DNS, redeploy) does. That
+each runbook needs its fix is the runner's ``without-fix`` variant (test_catalog.py).
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ pytestmark = pytest.mark.integration
 PREFIX = f"fb{os.getpid() % 10000}"
 # A step that waits longer than this is stuck (the slowest takes about 10 s).
 STEP_TIMEOUT = 120.0
-# Each runbook's step 2 is its fix: the agent upgrade, DHCP back on, HttpProxy set.
-FIX_STEP = 1
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,8 @@ class Drill:
             target = FaultTarget(self.client, self.roster, fault.vm, dict(fault.params))
             fault_by_id(fault.fault).inject(target)
 
-    def run_runbook(self, skip: int | None = None) -> RunbookResult:
-        """The runbook's steps as the runner runs them (``skip``: leave that one out)."""
+    def run_runbook(self) -> RunbookResult:
+        """The runbook's steps as the runner runs them."""
         arm = labs.arm_endpoint(self.client, self.roster.lab)
         place = StepPlace(
             containers={g.name: g.container for g in self.roster.guests},
@@ -75,8 +74,7 @@ class Drill:
             platform_env=platform_env(env_exports(arm), self.roster.lab, self.vm),
             cwd=repo_root(),
         )
-        steps = [s for i, s in enumerate(self.scenario.steps) if i != skip]
-        return run_steps(steps, place, timeout=STEP_TIMEOUT)
+        return run_steps(self.scenario.steps, place, timeout=STEP_TIMEOUT)
 
     def fail_backup(self) -> None:
         """Inject the scenario's faults and see the backup fail with its code."""
@@ -159,16 +157,3 @@ def test_blocked_egress_proxy(drill: Drill) -> None:
         " || true"
     )
     assert direct.strip() in ("000", "")
-
-
-@pytest.mark.parametrize(
-    "drill", ["stale-agent", "dhcp-disabled", "blocked-egress-proxy"], indirect=True
-)
-def test_without_its_fix_step_the_runbook_does_not_clear_the_failure(drill: Drill) -> None:
-    """The runbook proves itself: leave out the step that fixes, and it fails or the
-    next backup still fails (an unchanged agent, no DHCP, no HttpProxy)."""
-    drill.fail_backup()
-    result = drill.run_runbook(skip=FIX_STEP)
-    if result.failed is None:
-        job = drill.backup()
-        assert job["status"] == "Failed", "the backup completed without the fix step"
