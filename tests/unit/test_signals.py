@@ -189,8 +189,8 @@ def test_sigterm_during_provision_removes_the_lab_within_the_grace(
     monkeypatch.setattr(catalog, "SWEEP_AGAIN_SECONDS", 0.3)
 
     class SlowProvision(FakeDrivers):
-        def up(self, lab: str, vms: Any) -> Any:
-            roster = super().up(lab, vms)
+        def up(self, lab: str, vms: Any, time_scale: float) -> Any:
+            roster = super().up(lab, vms, time_scale)
             threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGTERM)).start()
             time.sleep(0.5)  # meanwhile the main thread removes the lab
             with self.lock:
