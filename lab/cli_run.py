@@ -52,6 +52,11 @@ STATUS_STYLE = {
 }
 
 
+def clock_mark(record: ScenarioRecord) -> str:
+    """`` [lab-only]`` for a scenario whose outcome does not hold on Azure's own clock."""
+    return " [lab-only: not Azure's clock]" if record.azure_clock == "lab-only" else ""
+
+
 class RunProgress:
     """Shows each item's current phase while the runner's threads move them on."""
 
@@ -86,7 +91,8 @@ class RunProgress:
             line = f"{record.id}: {phase.name} {phase.status} ({phase.seconds:.1f} s)"
             self._line(line + (f" {phase.error}" if phase.error else ""))
         elif phase is None and record.status in ("passed", "failed", "interrupted"):
-            self._line(f"{record.id}: {record.status} in {record.seconds:.1f} s")
+            mark = clock_mark(record)
+            self._line(f"{record.id}: {record.status} in {record.seconds:.1f} s{mark}")
 
     def _line(self, text: str) -> None:
         # Errors hold [ids] and paths: print them as they are, one line each.
@@ -198,7 +204,10 @@ def _print_summary(journal: Journal, journal_path: Path | None, junit_path: Path
         failed = record.failed_phase
         why = f"  {failed.name}: {failed.error}" if failed else ""
         kept = f"  (lab {record.lab} kept)" if record.kept else ""
-        click.echo(f"{record.id:<{width}} {record.status:<11} {record.seconds:7.1f} s{why}{kept}")
+        mark = clock_mark(record)
+        click.echo(
+            f"{record.id:<{width}} {record.status:<11} {record.seconds:7.1f} s{mark}{why}{kept}"
+        )
     failing = sum(1 for r in journal.scenarios if r.status != "passed")
     total = len(journal.scenarios)
     if failing:

@@ -57,6 +57,9 @@ class ScenarioRecord:
     scenario: str = ""
     variant: str = "catalog"
     time_scale: float | None = None
+    # The scenario's fidelity.azure_clock: "same", or "lab-only" when its outcome does
+    # not hold on Azure's own clock.
+    azure_clock: str = "same"
     status: ScenarioStatus = "pending"
     started_at: str | None = None
     finished_at: str | None = None

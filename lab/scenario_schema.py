@@ -10,7 +10,7 @@ into one plain line.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -45,11 +45,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+AzureClock = Literal["same", "lab-only"]
+
+
 class Fidelity(_Strict):
-    """What is the same as on Azure, and what the lab stands in for."""
+    """What is the same as on Azure, and what the lab stands in for.
+
+    ``azure_clock`` says whether the outcome also holds on Azure's own clock (``same``,
+    the default) or only on the lab's faster one (``lab-only``: no honest mechanism
+    reproduces Azure's outcome at time scale 1; the text's first sentence says so, and
+    ``snaplab run`` and the journal show the mark).
+    """
 
     same_as_azure: Text
     lab_stands_in: Text
+    azure_clock: AzureClock = "same"
 
 
 class VmDecl(_Strict):

@@ -39,6 +39,7 @@ def new_record(
         scenario=scenario.id,
         variant=variant,
         time_scale=time_scale,
+        azure_clock=scenario.spec.fidelity.azure_clock,
     )
 
 
