@@ -25,7 +25,7 @@ from checks.nsg import NsgRule, RuleSource, iptables_rules
 from lab.azure_sdk import compute_client
 from lab.errors import BadInput, UnknownVm
 from lab.platform.roster import GuestEntry, Roster
-from lab.platform.timescale import SNAPSHOT_SUBTASK_TIMEOUT
+from lab.platform.timescale import DEFAULT_TIME_SCALE, SNAPSHOT_SUBTASK_TIMEOUT
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.labels import LAB_LABEL, VM_LABEL
@@ -48,12 +48,15 @@ class Platform(Protocol):
 @dataclass(frozen=True)
 class GuestFacts:
     """What the platform publishes about where a guest's dependencies are, and how long
-    it waits for it: the storage endpoint its disks live on and the snapshot sub-task
-    timeout (in lab seconds). In-guest checks get these and their ``host`` — nothing else."""
+    it waits for it: the storage endpoint its disks live on, the snapshot sub-task
+    timeout (in lab seconds) and the lab's time scale, by which a check turns the Azure
+    windows it waits on (:mod:`checks.in_motion`) into lab seconds. In-guest checks get
+    these and their ``host`` — nothing else."""
 
     storage_ip: str
     storage_port: int
     subtask_timeout_seconds: float
+    time_scale: float = DEFAULT_TIME_SCALE
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,12 @@ class CheckContext:
 
     @property
     def facts(self) -> GuestFacts:
-        return GuestFacts(self.roster.storage_ip, STORAGE_PORT, self.subtask_timeout_seconds)
+        return GuestFacts(
+            self.roster.storage_ip,
+            STORAGE_PORT,
+            self.subtask_timeout_seconds,
+            self.roster.time_scale,
+        )
 
 
 class LabPlatform:

@@ -10,7 +10,7 @@ match wins); anything unregistered fails like a missing file (exit 1, no output)
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,28 @@ class FakeHost:
 
     def ran(self, fragment: str) -> bool:
         return any(fragment in command for command in self.commands)
+
+
+@dataclass
+class FakeClock:
+    """Stands in for :mod:`checks.in_motion`'s clock and pause: a check that waits for a
+    state in motion "waits" instantly, and ``on_pause`` moves the fake guest along."""
+
+    now: float = 0.0
+    pauses: list[float] = field(default_factory=list)
+    on_pause: Callable[[int], None] = lambda count: None
+
+    def clock(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+        self.on_pause(len(self.pauses))
+
+    @property
+    def waited(self) -> float:
+        return sum(self.pauses)
 
 
 @dataclass

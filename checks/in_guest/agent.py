@@ -7,13 +7,20 @@ import re
 
 from checks.context import GuestFacts
 from checks.host import GuestHost
+from checks.in_motion import Window, watch
 from checks.result import CheckResult
 from checks.versions import MINIMUM_AGENT, at_least
+from lab.platform.timescale import AGENT_STATUS_STALE_AFTER
 
 SERVICE = "walinuxagent"
 _INSTALLED = re.compile(r"WALinuxAgent-(\S+)")
 _GOAL_STATE = re.compile(r"Goal state agent:\s*(\S+)")
 _AGENT_PROCESS = re.compile(r"(waagent|WALinuxAgent\S*)\s.*-(daemon|run-exthandlers)\b")
+# systemd states of a unit on its way up or down (a restart, Restart=always after a crash).
+MOVING_STATES = ("activating", "deactivating", "reloading")
+# Azure calls an agent that has not reported for 10 minutes Not Ready: an agent coming up
+# gets that long before a diagnosis calls it not running.
+STARTING = Window("the agent's start-up", AGENT_STATUS_STALE_AFTER)
 
 
 def agent_version(host: GuestHost, facts: GuestFacts) -> CheckResult:
@@ -38,18 +45,43 @@ def agent_version(host: GuestHost, facts: GuestFacts) -> CheckResult:
 
 
 def agent_running(host: GuestHost, facts: GuestFacts) -> CheckResult:
-    """A waagent daemon process (``ps``) and the service active (``systemctl``)."""
+    """A waagent daemon process (``ps``) and the service active (``systemctl``).
+
+    An agent starting up (the unit ``activating``, or active before its daemon process
+    shows) or being restarted is not a stopped agent: the check looks again every second
+    until the unit settles, for at most the 10 minutes (Azure's clock, scaled) the
+    platform gives a silent agent before it shows it Not Ready. A unit that is inactive
+    or failed has settled: that is judged at once."""
     check = "guest.agent_running"
-    service = _service_state(host)
-    processes = _agent_processes(host)
+    window = STARTING.seconds(facts.time_scale)
+
+    def remaining(seen: tuple[dict[str, str], list[str]]) -> float | None:
+        return window if _starting(*seen) else None
+
+    settled = watch(lambda: (_service_state(host), _agent_processes(host)), remaining, window)
+    service, processes = settled.value
     active = service.get("ActiveState") == "active"
     state = _describe_service(service)
     shown = ", ".join(processes) if processes else "no waagent process"
     detail = f"{SERVICE}: {state}; {shown}"
     daemon = any("-daemon" in p for p in processes)
+    if settled.moving:
+        detail += (
+            f" (still starting after {settled.waited:.0f} s: {STARTING.describe(facts.time_scale)})"
+        )
+    elif settled.waited > 0:
+        detail += f" (watched it start for {settled.waited:.0f} s)"
     if active and daemon:
         return CheckResult.ok(check, detail)
     return CheckResult.fail(check, detail)
+
+
+def _starting(service: dict[str, str], processes: list[str]) -> bool:
+    """The unit is on its way (up, or down for a restart), or up before its daemon is."""
+    state = service.get("ActiveState")
+    if state in MOVING_STATES:
+        return True
+    return state == "active" and not any("-daemon" in p for p in processes)
 
 
 def agent_restart_policy(host: GuestHost, facts: GuestFacts) -> CheckResult:

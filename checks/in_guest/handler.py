@@ -19,8 +19,14 @@ from typing import Any
 
 from checks.context import GuestFacts
 from checks.host import GuestHost, quote, read_file
+from checks.in_motion import Settled, Window, watch
 from checks.result import CheckResult, one_line
 from checks.versions import parse
+from lab.platform.timescale import (
+    HANDLER_ENABLE_TIMEOUT,
+    HANDLER_INSTALL_TIMEOUT,
+    SNAPSHOT_SUBTASK_TIMEOUT,
+)
 
 HANDLER = "Microsoft.Azure.RecoveryServices.VMSnapshotLinux"
 LIB = "/var/lib/waagent"
@@ -44,6 +50,12 @@ DOWNLOAD_FAILURES = (
     "Unable to find version",
 )
 _SETTINGS = re.compile(r"/config/(\d+)\.settings$")
+# The agent writes HandlerState NotInstalled, downloads, unpacks and runs install (then
+# Installed), runs enable (then Enabled): the two windows a handler in motion gets.
+INSTALLING = Window(
+    "the agent's download, unpack and install of the handler", HANDLER_INSTALL_TIMEOUT
+)
+ENABLING = Window("the agent's enable of the handler", HANDLER_ENABLE_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -132,12 +144,99 @@ def handler_dirs(host: GuestHost) -> HandlerDirs:
     return HandlerDirs(requested_handler(host), ordered)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """One look at a handler the agent may be working on."""
+
+    state: str  # config/HandlerState ("" before the agent wrote one)
+    age: int  # seconds since the agent last wrote it (or made the directory)
+    agent_working: bool  # the agent's extension-handler process runs
+    agent_gave_up: bool  # config/HandlerStatus carries the code of a failed command
+
+    def window(self) -> Window | None:
+        if self.state in ("", "NotInstalled"):
+            return INSTALLING
+        return ENABLING if self.state == "Installed" else None
+
+
+def handler_progress(host: GuestHost, base: str) -> Progress | None:
+    """HandlerState, its age by the guest's clock, and whether the agent is at work."""
+    out = host.run(
+        f"d={quote(base)}; f=$d/config/HandlerState; now=$(date +%s); "
+        'if [ -f "$f" ]; then t=$(stat -c %Y "$f"); s=$(cat "$f"); '
+        'else t=$(stat -c %Y "$d" 2>/dev/null || echo "$now"); s=; fi; '
+        "echo \"handler-progress|$s|$((now - t))|$(pgrep -c -f '[-]run-exthandlers')\""
+    )
+    fields = out.stdout.strip().split("|")
+    if len(fields) != 4 or fields[0] != "handler-progress":
+        return None
+    _, state, age, workers = (field.strip() for field in fields)
+    view = AgentView.parse(read_file(host, f"{base}/config/HandlerStatus"))
+    return Progress(
+        state=state,
+        age=int(age) if age.lstrip("-").isdigit() else 0,
+        agent_working=workers.isdigit() and int(workers) > 0,
+        agent_gave_up=view is not None and view.not_ready and view.code != "0",
+    )
+
+
+def wait_for_handler(
+    host: GuestHost, facts: GuestFacts, dirs: HandlerDirs
+) -> Settled[Progress | None]:
+    """Watch a handler the goal state asks to be enabled while the agent installs and
+    enables it: it settles when Enabled (or the agent gives up, or stops running); it is
+    stuck when it stays NotInstalled past the agent's install limit (900 s on Azure's
+    clock) or Installed past its enable limit (300 s), both scaled by the lab's clock."""
+    version = dirs.current
+    if version is None or dirs.requested is None or dirs.requested.state != "enabled":
+        return Settled(None, 0.0, moving=False)
+    base = dirs.directory(version)
+    scale = facts.time_scale
+
+    def remaining(progress: Progress | None) -> float | None:
+        if progress is None or progress.agent_gave_up or not progress.agent_working:
+            return None  # nothing is moving: judge what is there
+        window = progress.window()
+        return None if window is None else window.seconds(scale) - progress.age
+
+    limit = INSTALLING.seconds(scale) + ENABLING.seconds(scale)
+    return watch(lambda: handler_progress(host, base), remaining, limit)
+
+
+def _progress_note(settled: Settled[Progress | None], scale: float) -> str:
+    """What the detail says about a handler that was, or still is, in motion."""
+    progress = settled.value
+    if progress is None:
+        return ""
+    window = progress.window()
+    if window is None:
+        if settled.waited > 0:
+            return f" (waited {settled.waited:.0f} s while the agent installed and enabled it)"
+        return ""
+    if progress.agent_gave_up:
+        return " (the agent gave up on it: see config/HandlerStatus)"
+    if not progress.agent_working:
+        return " (no waagent -run-exthandlers process: nothing is installing it)"
+    return (
+        f" ({progress.state or 'no HandlerState'} for {progress.age} s: {window.describe(scale)})"
+    )
+
+
 def handler_files(host: GuestHost, facts: GuestFacts) -> CheckResult:
     """The handler in use is intact: valid manifest with five commands, each script
     present, executable, with a shebang, syntactically valid, and identical to the
-    package the agent unpacked; HandlerEnvironment.json readable; a sane HandlerState."""
+    package the agent unpacked; HandlerEnvironment.json readable; a sane HandlerState.
+
+    A handler the agent is still downloading, installing or enabling is not judged
+    half-made: the check watches it (:func:`wait_for_handler`) and looks at the files
+    once it settles. Only a handler stuck past the agent's own install (900 s) or enable
+    (300 s) limit, scaled like every Azure duration, is judged as it stands."""
     check = "guest.handler_files"
     dirs = handler_dirs(host)
+    settled = wait_for_handler(host, facts, dirs)
+    if settled.waited > 0:
+        dirs = handler_dirs(host)  # the agent may have replaced or removed the directory
+    waited = _progress_note(settled, facts.time_scale)
     version = dirs.current
     if version is None:
         return CheckResult.ok(check, f"{HANDLER} is not installed (the next backup installs it)")
@@ -155,8 +254,10 @@ def handler_files(host: GuestHost, facts: GuestFacts) -> CheckResult:
         problems.append(f"HandlerState {state}")
     shown = f"{base}: HandlerState {state or 'none'}"
     if problems:
-        return CheckResult.fail(check, f"{shown}; " + "; ".join(problems))
-    return CheckResult.ok(check, f"{shown}; manifest and {len(set(commands))} command(s) intact")
+        return CheckResult.fail(check, f"{shown}; " + "; ".join(problems) + waited)
+    return CheckResult.ok(
+        check, f"{shown}; manifest and {len(set(commands))} command(s) intact{waited}"
+    )
 
 
 def extension_package(host: GuestHost, facts: GuestFacts) -> CheckResult:
@@ -195,7 +296,13 @@ def extension_package(host: GuestHost, facts: GuestFacts) -> CheckResult:
 
 def extension_status(host: GuestHost, facts: GuestFacts) -> CheckResult:
     """The handler's newest status file answers its newest settings with a terminal,
-    successful status (``transitioning`` is fine while younger than the sub-task timeout)."""
+    successful status.
+
+    ``transitioning`` (or no status file yet) is a snapshot under way, not a fault, while
+    its settings are younger than the snapshot sub-task timeout (95 min on Azure's clock,
+    scaled): the platform waits that long for it too. The check does not wait; it judges
+    the age by the guest's clock, and the agent refusing the handler (``HandlerStatus``
+    NotReady) fails it at once."""
     check = "guest.extension_status"
     dirs = handler_dirs(host)
     version = dirs.current
@@ -215,10 +322,12 @@ def extension_status(host: GuestHost, facts: GuestFacts) -> CheckResult:
     ).stdout.strip()
     age = int(ages) if ages.lstrip("-").isdigit() else 0
     status = _status(read_file(host, f"{base}/status/{seq}.status"))
+    within = age <= facts.subtask_timeout_seconds
+    window = SNAPSHOT_SUBTASK_TIMEOUT.describe(facts.time_scale)
     if status is None:
         detail = f"sequence {seq}: no status file {age} s after its settings{handler}"
-        if age <= facts.subtask_timeout_seconds and not refused:
-            return CheckResult.ok(check, f"{detail} (still within the sub-task timeout)")
+        if within and not refused:
+            return CheckResult.ok(check, f"{detail} (within the sub-task timeout, {window})")
         return CheckResult.fail(check, detail)
     state, code, message = status
     detail = f"sequence {seq}: {state}, code {code}: {message}{handler}"
@@ -226,10 +335,13 @@ def extension_status(host: GuestHost, facts: GuestFacts) -> CheckResult:
         return CheckResult.fail(check, detail)
     if state in ("success", "warning"):
         return CheckResult.ok(check, detail)
-    if state == "transitioning" and age <= facts.subtask_timeout_seconds:
-        return CheckResult.ok(check, f"{detail} ({age} s, within the sub-task timeout)")
+    if state == "transitioning" and within:
+        return CheckResult.ok(check, f"{detail} ({age} s, within the sub-task timeout, {window})")
     if state == "transitioning":
-        detail += f" — still transitioning {age} s after its settings"
+        detail += (
+            f" — still transitioning {age} s after its settings, past the sub-task "
+            f"timeout ({window})"
+        )
     return CheckResult.fail(check, detail)
 
 

@@ -195,10 +195,11 @@ def test_sigterm_during_provision_removes_the_lab_within_the_grace(
             time.sleep(0.5)  # meanwhile the main thread removes the lab
             with self.lock:
                 self.live_labs.add(lab)  # ... and this worker creates one more object
-            time.sleep(3)  # then waits for agents that will never answer
+            released.wait(10)  # then waits for agents that will never answer
             return roster
 
     main = threading.main_thread().ident or 0
+    released = threading.Event()
     drivers = SlowProvision()
     signals.install(grace=0.2, notify=lambda _: None)
     try:
@@ -210,6 +211,7 @@ def test_sigterm_during_provision_removes_the_lab_within_the_grace(
         assert drivers.names().count("down") == 2
         assert signals.exit_code() == 143
     finally:
+        released.set()
         signals.uninstall()
 
 
