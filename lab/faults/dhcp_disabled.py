@@ -27,13 +27,12 @@ redeploy's reboot is the agent service restarting, which is all the agent sees o
 
 from __future__ import annotations
 
-import requests
-
+from lab.errors import PlatformError
 from lab.faults import register
 from lab.faults.base import FaultError, FaultTarget
 from lab.faults.stale_agent import wait_for_agent_status
 from lab.platform.redeploy import new_host_address
-from lab.platform.roster import CONTROL_PORT
+from lab.provision.fabric_client import FabricClient
 
 FIREWALL_COMMENT = "static addressing: no DHCP"
 
@@ -60,15 +59,11 @@ ip -4 -o addr show dev eth0 | grep -q " $cidr "
 
 def redeploy(target: FaultTarget, wireserver_ip: str) -> dict[str, str]:
     """Ask the lab's platform to move the VM to a host answering at ``wireserver_ip``."""
-    url = f"http://{target.roster.fabric_ip}:{CONTROL_PORT}/control/v1/vms/{target.vm}/redeploy"
     try:
-        response = requests.post(url, json={"wireserver_ip": wireserver_ip}, timeout=15)
-    except requests.RequestException as exc:
-        raise FaultError(f"{target.vm}: redeploy request failed: {exc}") from exc
-    if response.status_code != 200:
-        raise FaultError(f"{target.vm}: redeploy refused ({response.status_code}): {response.text}")
-    answer: dict[str, str] = response.json()
-    return answer
+        answer = FabricClient(target.roster.fabric_ip).redeploy(target.vm, wireserver_ip)
+    except PlatformError as exc:
+        raise FaultError(f"{target.vm}: redeploy refused: {exc}") from exc
+    return {str(k): str(v) for k, v in answer.items()}
 
 
 class DhcpDisabled:

@@ -104,13 +104,14 @@ class FabricClient(Protocol):
         ...
 
 
-
 class HttpFabricClient:
     """:class:`FabricClient` over HTTP, with urllib so the twin needs no extra package."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 5.0, token: str | None = None) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = timeout
+        # The lab's control token (lab.platform.control_auth), sent on every request.
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         # The fabric is a lab address; never send it through a proxy from the environment.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -173,7 +174,7 @@ class HttpFabricClient:
         """The body of a 2xx answer, None for a 404; anything else is a FabricError."""
         url = self._base + path
         data = payload if payload is not None else (b"" if method == "POST" else None)
-        request = urllib.request.Request(url, data=data, method=method)
+        request = urllib.request.Request(url, data=data, method=method, headers=self._headers)
         if payload is not None:
             request.add_header("Content-Type", "application/json")
         try:

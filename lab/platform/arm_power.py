@@ -20,6 +20,8 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any, Protocol
 
+from lab.platform.guest_cgroups import open_cgroups
+
 # The twin logs under one name, whichever of its modules speaks.
 _log = logging.getLogger("lab.platform.armtwin")
 
@@ -83,9 +85,14 @@ class DockerPower:
     """
 
     def __init__(
-        self, stop_timeout: int = 30, client_factory: Callable[[], Any] | None = None
+        self,
+        stop_timeout: int = 30,
+        client_factory: Callable[[], Any] | None = None,
+        open_guest: Callable[[Any, str], None] | None = None,
     ) -> None:
         self._stop_timeout = stop_timeout
+        # After a start or restart the guest waits for its cgroups (lab.platform.guest_cgroups).
+        self._open_guest = open_guest or _open_guest_cgroups
         self._client_factory = client_factory or _docker_from_env
         self._client: Any = None
         self._lock = threading.Lock()
@@ -97,8 +104,10 @@ class DockerPower:
                 target.stop(timeout=self._stop_timeout)
             elif action is PowerAction.START:
                 target.start()
+                self._open_guest(self._client, container)
             else:
                 target.restart(timeout=self._stop_timeout)
+                self._open_guest(self._client, container)
         except Exception as exc:  # docker-py raises its own and requests' errors
             raise PowerError(f"docker could not {action.value} {container}: {exc}") from exc
 
@@ -108,6 +117,10 @@ class DockerPower:
                 self._client = self._client_factory()
             client = self._client
         return client.containers.get(name)
+
+
+def _open_guest_cgroups(client: Any, container: str) -> None:
+    open_cgroups(client.api, container)
 
 
 def _docker_from_env() -> Any:

@@ -6,6 +6,7 @@ the environment the provisioner sets on the container:
 
 ==================== ========================================================
 SNAPLAB_FABRIC_URL   base URL of the fabric's control API, e.g. http://10.0.0.2:8080
+SNAPLAB_FABRIC_TOKEN the lab's control token (the fabric refuses requests without it)
 SNAPLAB_ARM_PORT     TCP port on 127.0.0.1
 SNAPLAB_ARM_TOKEN    the only bearer token accepted
 SNAPLAB_TLS_CERT     server certificate (PEM) signed by the lab CA
@@ -52,6 +53,7 @@ class TwinConfig:
     """Everything the twin needs to start, read once from the environment."""
 
     fabric_url: str
+    fabric_token: str
     port: int
     token: str
     tls_cert: Path
@@ -74,6 +76,7 @@ class TwinConfig:
             raise ConfigError(f"SNAPLAB_ARM_PORT out of range: {port}")
         return cls(
             fabric_url=need("SNAPLAB_FABRIC_URL"),
+            fabric_token=need("SNAPLAB_FABRIC_TOKEN"),
             port=port,
             token=need("SNAPLAB_ARM_TOKEN"),
             tls_cert=Path(need("SNAPLAB_TLS_CERT")),
@@ -130,7 +133,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except (ConfigError, OSError, ssl.SSLError) as exc:
         _log.error("cannot start the ARM twin: %s", exc)
         return 2
-    fabric = HttpFabricReader(config.fabric_url)
+    fabric = HttpFabricReader(config.fabric_url, token=config.fabric_token)
     app = ArmTwin(fabric, DockerPower(), config.token)
     watcher = HostWatcher(fabric, DockerGuests(), app.power_locks, fabric_errors=(FabricError,))
     try:

@@ -4,6 +4,9 @@ Runs, in one process, everything a lab's guests see of "Azure": dnsmasq (supervi
 restarted if it dies, since a guest without DHCP answers is a fault we inject on
 purpose, never by accident), the WireServer on :80, the HostGAPlugin on :32526 and the
 control API on :8080, all over one shared :class:`~lab.platform.guest_state.Fabric`.
+The control API answers only requests that carry the lab's token (``SNAPLAB_CONTROL_TOKEN``
+in this process's environment, see :mod:`lab.platform.control_auth`): without one the
+fabric does not start.
 IMDS is answered by the WireServer app once 169.254.169.254 is on ``lo``.
 
 It also stands in for two things a VM reaches besides its host: the Debian mirror that
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import signal
 import sqlite3
@@ -39,12 +43,14 @@ from typing import TYPE_CHECKING
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from lab.extension.package import write_handler_zips
+from lab.platform import fabric_firewall
 from lab.platform.backup.agent import FabricAgentChannel
 from lab.platform.backup.azure_storage import AzuriteStorage, account_url_for
 from lab.platform.backup.provisioner import StorageProvisioner
 from lab.platform.backup.service import BackupService
 from lab.platform.backup.store import DEFAULT_DB_PATH, BackupStore
 from lab.platform.control import ControlApp
+from lab.platform.control_auth import TOKEN_ENV, RequireToken, TokenError, check_token
 from lab.platform.dhcp import DEFAULT_LEASE_FILE, dnsmasq_argv
 from lab.platform.guest_state import DEFAULT_POWER_FILE, Fabric
 from lab.platform.hostplugin import HostPluginApp
@@ -297,12 +303,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-imds-address", action="store_true", help=f"do not add {IMDS_ADDRESS} to lo"
     )
+    parser.add_argument(
+        "--no-firewall", action="store_true", help="add no rules to this namespace's OUTPUT"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_dir)
+    try:
+        control_token = check_token(os.environ.get(TOKEN_ENV))
+    except TokenError as exc:
+        log.error("cannot start the control API: %s", exc)
+        return 2
+    if not args.no_firewall:
+        try:
+            fabric_firewall.apply()
+        except (fabric_firewall.FirewallError, OSError) as exc:
+            log.error("cannot keep the proxy from relaying to the fabric itself: %s", exc)
+            return 1
     roster = Roster.load(args.roster)
     fabric = Fabric(roster, cert_dir=args.cert_dir, power_file=DEFAULT_POWER_FILE)
     for url in publish_extension_packages(fabric, args.artifacts):
@@ -337,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     apps = build_apps(fabric, backup)
     mover = WireServerMover(fabric, args.artifacts, restart_dhcp)
-    apps["control"] = RedeployRoutes(apps["control"], mover)
+    apps["control"] = RequireToken(RedeployRoutes(apps["control"], mover), control_token)
     apps["wireserver"] = PublicArtifacts(apps["wireserver"], fabric)
     ports = {
         "wireserver": args.wireserver_port,

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
+from lab.platform.guest_cgroups import open_cgroups
 from lab.platform.roster import Roster
 from lab.platform.timescale import PLATFORM_POWER_REPORT_PERIOD
 
@@ -275,6 +276,7 @@ class DockerGuests:
 
     def boot(self, name: str) -> None:
         self._api().start(name)
+        open_cgroups(self._api(), name)  # the guest's systemd starts after this
 
 
 def _docker_from_env() -> Any:

@@ -7,6 +7,7 @@ started so its configuration files (roster, TLS material) can be put in place fi
 from __future__ import annotations
 
 import io
+import secrets
 import tarfile
 import time
 from pathlib import Path
@@ -16,11 +17,16 @@ from docker.errors import APIError
 from docker.models.containers import Container
 
 from lab.errors import ProvisionFailed
-from lab.platform.roster import ROSTER_PATH, GuestEntry, Roster
+from lab.platform import guest_cgroups
+from lab.platform.control_auth import TOKEN_ENV
+from lab.platform.roster import CONTROL_PORT, ROSTER_PATH, GuestEntry, Roster
 from lab.provision.labels import (
     AGENT_LABEL,
     ARM_PORT_LABEL,
     ARM_TOKEN_LABEL,
+    CONTROL_TOKEN_LABEL,
+    LAB_LABEL,
+    ROLE_LABEL,
     VM_LABEL,
     container_name,
     lab_labels,
@@ -29,6 +35,8 @@ from lab.provision.labels import (
 
 GUEST_CPUS = 1.0
 GUEST_MEMORY = "1g"
+# Guests do not get this bind (only bench_platform's bare-run floor does): its hierarchies
+# stay the host's, writable; a guest gets only its own cgroups (lab.platform.guest_cgroups).
 CGROUP_MOUNT = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"}}
 SYSTEMD_TMPFS = {"/run": "rw,exec", "/run/lock": "rw", "/tmp": "rw,exec"}
 
@@ -43,6 +51,7 @@ def _create(
     ip: str | None = None,
     mac: str | None = None,
     command: list[str] | None = None,
+    entrypoint: list[str] | None = None,
     environment: dict[str, str] | None = None,
     hostname: str | None = None,
     host_config: dict[str, object],
@@ -60,6 +69,7 @@ def _create(
             hostname=hostname,
             labels=labels,
             command=command,
+            entrypoint=entrypoint,
             environment=environment,
             mac_address=mac,
             networking_config=networking,
@@ -85,7 +95,10 @@ def put_file(container: Container, path: Path, data: bytes, mode: int = 0o644) -
 
 
 def create_fabric(client: docker.DockerClient, roster: Roster, image: str) -> Container:
+    """The fabric, with a new random control token in its environment and its label
+    (the host's tools read the label; see :mod:`lab.platform.control_auth`)."""
     lab = roster.lab
+    token = secrets.token_urlsafe(32)
     volume = client.volumes.create(
         name=f"snaplab-{lab}-fabric", labels=lab_labels(lab, "fabric-data")
     )
@@ -94,11 +107,11 @@ def create_fabric(client: docker.DockerClient, roster: Roster, image: str) -> Co
         lab=lab,
         part="fabric",
         image=image,
-        labels=lab_labels(lab, "fabric"),
+        labels=lab_labels(lab, "fabric", **{CONTROL_TOKEN_LABEL: token}),
         ip=roster.fabric_ip,
         hostname="fabric",
         # The lab's clock, not the caller's: labs at different scales share one process.
-        environment={"SNAPLAB_TIME_SCALE": repr(roster.time_scale)},
+        environment={"SNAPLAB_TIME_SCALE": repr(roster.time_scale), TOKEN_ENV: token},
         host_config={
             "network_mode": network_name(lab),
             "cap_add": ["NET_ADMIN", "NET_RAW"],
@@ -139,6 +152,9 @@ def create_guest(client: docker.DockerClient, lab: str, guest: GuestEntry, image
         mac=guest.mac,
         hostname=guest.name,
         environment={"container": "docker"},
+        # systemd starts once the host has opened the guest's own cgroups to it.
+        entrypoint=guest_cgroups.ENTRYPOINT,
+        command=guest_cgroups.COMMAND,
         host_config={
             "network_mode": network_name(lab),
             # SYS_BOOT: the guest's reboot(2) ends only its own PID namespace, with SIGINT
@@ -146,11 +162,30 @@ def create_guest(client: docker.DockerClient, lab: str, guest: GuestEntry, image
             # (lab.platform.host_power). Docker's seccomp profile still refuses kexec.
             "cap_add": ["NET_ADMIN", "NET_RAW", "SYS_BOOT"],
             "tmpfs": SYSTEMD_TMPFS,
-            "binds": CGROUP_MOUNT,
+            "cgroupns": "private",
             "nano_cpus": int(GUEST_CPUS * 1e9),
             "mem_limit": GUEST_MEMORY,
         },
     )
+
+
+def open_guest(client: docker.DockerClient, container: str) -> None:
+    """Let a just-started guest boot: open its own cgroups to its systemd."""
+    try:
+        guest_cgroups.open_cgroups(client.api, container)
+    except (guest_cgroups.CgroupError, APIError, OSError) as exc:
+        raise ProvisionFailed(str(exc)) from exc
+
+
+def fabric_token(client: docker.DockerClient, lab: str) -> str:
+    """The control token of the lab's fabric, from its container's label."""
+    found = client.containers.list(
+        all=True, filters={"label": [f"{LAB_LABEL}={lab}", f"{ROLE_LABEL}=fabric"]}
+    )
+    token = found[0].labels.get(CONTROL_TOKEN_LABEL) if found else None
+    if not token:
+        raise ProvisionFailed(f"lab {lab}'s fabric has no control token label")
+    return str(token)
 
 
 def create_arm_twin(
@@ -171,7 +206,8 @@ def create_arm_twin(
         labels=lab_labels(lab, "arm", **{ARM_PORT_LABEL: str(port), ARM_TOKEN_LABEL: token}),
         command=["python3", "-m", "lab.platform.armtwin_main"],
         environment={
-            "SNAPLAB_FABRIC_URL": f"http://{fabric_ip}:8080",
+            "SNAPLAB_FABRIC_URL": f"http://{fabric_ip}:{CONTROL_PORT}",
+            "SNAPLAB_FABRIC_TOKEN": fabric_token(client, lab),
             "SNAPLAB_ARM_PORT": str(port),
             "SNAPLAB_ARM_TOKEN": token,
             "SNAPLAB_TLS_CERT": "/etc/snaplab/tls/server.pem",
@@ -180,6 +216,9 @@ def create_arm_twin(
         host_config={
             "network_mode": "host",
             "binds": {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+            # To open a (re)started guest's cgroups with nsenter (lab.platform.guest_cgroups).
+            "pid_mode": "host",
+            "cap_add": ["SYS_ADMIN", "SYS_PTRACE"],
         },
     )
     for name, mode in (("server.pem", 0o644), ("server.key", 0o600)):

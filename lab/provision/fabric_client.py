@@ -1,24 +1,65 @@
-"""Reads a lab's fabric control API (JSON over HTTP on the lab bridge) from the host."""
+"""Reads a lab's fabric control API (JSON over HTTP on the lab bridge) from the host.
+
+Every request carries the lab's control token (:mod:`lab.platform.control_auth`). A
+caller that knows only the fabric's address gets the token from the fabric container's
+label, found by that address; it is looked up again once when the fabric answers 401
+(a lab of the same address may have been made anew since).
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, cast
 
+import docker
 import requests
+from docker.errors import DockerException
 
 from lab.errors import PlatformError
+from lab.platform.control_auth import bearer
 from lab.platform.roster import CONTROL_PORT, Roster
+from lab.provision.labels import CONTROL_TOKEN_LABEL, ROLE_LABEL
 
 TIMEOUT = 5.0
+
+_tokens: dict[str, str] = {}
+_tokens_lock = threading.Lock()
+
+
+def control_token(fabric_ip: str, *, fresh: bool = False) -> str:
+    """The control token of the fabric at ``fabric_ip``, from its container's label."""
+    with _tokens_lock:
+        if not fresh and fabric_ip in _tokens:
+            return _tokens[fabric_ip]
+    try:
+        client = docker.from_env()
+        try:
+            fabrics = client.containers.list(
+                filters={"label": [f"{ROLE_LABEL}=fabric", CONTROL_TOKEN_LABEL]}, sparse=True
+            )
+        finally:
+            client.close()
+    except DockerException as exc:
+        raise PlatformError(f"cannot read the fabric's control token from Docker: {exc}") from exc
+    for fabric in fabrics:
+        networks = (fabric.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        if any(net.get("IPAddress") == fabric_ip for net in networks.values()):
+            token = str(fabric.attrs.get("Labels", {}).get(CONTROL_TOKEN_LABEL, ""))
+            with _tokens_lock:
+                _tokens[fabric_ip] = token
+            return token
+    raise PlatformError(f"no running lab fabric at {fabric_ip} (its control token is unknown)")
 
 
 class FabricClient:
     """The host side of ``lab.platform.control``: VM agent views and goal-state pokes,
     the platform's power states, backup policies and the extension versions it offers."""
 
-    def __init__(self, fabric_ip: str, port: int = CONTROL_PORT) -> None:
+    def __init__(self, fabric_ip: str, port: int = CONTROL_PORT, token: str | None = None) -> None:
         self.base_url = f"http://{fabric_ip}:{port}/control/v1"
+        self.fabric_ip = fabric_ip
+        self._token = token
 
     def vms(self) -> list[dict[str, Any]]:
         return cast(list[dict[str, Any]], self._get("/vms")["vms"])
@@ -83,6 +124,15 @@ class FabricClient:
     def withdraw_version(self, handler: str, version: str) -> dict[str, Any]:
         return self._send("DELETE", f"/extensions/{handler}/versions/{version}")
 
+    # ------------------------------------------------------------------ redeploy
+
+    def redeploy(self, vm: str, wireserver_ip: str) -> dict[str, Any]:
+        """Move the VM to a host whose WireServer answers at ``wireserver_ip``."""
+        return self._send("POST", f"/vms/{vm}/redeploy", {"wireserver_ip": wireserver_ip})
+
+    def undo_redeploy(self, vm: str) -> dict[str, Any]:
+        return self._send("DELETE", f"/vms/{vm}/redeploy")
+
     def answers(self) -> bool:
         try:
             self._get("/roster")
@@ -96,18 +146,31 @@ class FabricClient:
     def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         url = self.base_url + path
         try:
-            response = requests.request(method, url, json=body, timeout=TIMEOUT)
+            token = self._token or control_token(self.fabric_ip)
+            response = self._request(method, url, body, token)
+            if response.status_code == 401 and self._token is None:
+                fresh = control_token(self.fabric_ip, fresh=True)
+                response = self._request(method, url, body, fresh)
             if response.status_code >= 400:
                 raise PlatformError(f"fabric control API {method} {url}: {_reason(response)}")
             return cast(dict[str, Any], response.json())
         except (requests.RequestException, ValueError) as exc:
             raise PlatformError(f"fabric control API {url}: {exc}") from exc
 
+    @staticmethod
+    def _request(
+        method: str, url: str, body: dict[str, Any] | None, token: str
+    ) -> requests.Response:
+        return requests.request(method, url, json=body, headers=bearer(token), timeout=TIMEOUT)
+
 
 def _reason(response: requests.Response) -> str:
-    """The control API's ``{"error": ...}`` text, or the HTTP status."""
+    """The control API's ``{"error": ...}`` text (or ARM-style ``{"error": {"code",
+    "message"}}`` for a refused credential), or the HTTP status."""
     try:
         error = response.json().get("error")
     except (ValueError, AttributeError):
         error = None
+    if isinstance(error, dict):
+        error = f"{error.get('code')}: {error.get('message')}"
     return f"HTTP {response.status_code}: {error or response.reason}"

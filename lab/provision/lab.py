@@ -120,11 +120,13 @@ def _create_lab(
     fabric.start()
     containers.create_storage(client, spec.name, addresses.storage, tags["storage"]).start()
     _wait_for_fabric(fabric, FabricClient(roster.fabric_ip))
+    network.guard_platform(client, roster)  # before any guest boots
     report(f"booting {len(guests)} guest(s)")
     for guest in guests:
         containers.create_guest(
             client, spec.name, guest, tags[f"guest-{guest.agent_version}"]
         ).start()
+        containers.open_guest(client, guest.container)
     report("starting the ARM twin")
     write_lab_tls(spec.name, lab_dir(spec.name))
     containers.create_arm_twin(
@@ -262,4 +264,3 @@ def _container(client: docker.DockerClient, lab: str, role: str) -> Container:
     if not found:
         raise LabNotFound(f"lab {lab!r} has no {role} container (run `snaplab down {lab}`)")
     return found[0]
-

@@ -15,6 +15,8 @@ VM_LABEL = "snaplab.vm"
 AGENT_LABEL = "snaplab.agent"
 ARM_PORT_LABEL = "snaplab.arm.port"
 ARM_TOKEN_LABEL = "snaplab.arm.token"
+# The fabric's control API token (on the fabric container; guests never see labels).
+CONTROL_TOKEN_LABEL = "snaplab.control.token"
 IMAGE_LABEL = "snaplab.image"
 RECIPE_LABEL = "snaplab.recipe"
 

@@ -6,6 +6,10 @@ also drop traffic *inside* such a bridge when it is not addressed to the subnet:
 DHCP broadcasts (0.0.0.0 -> 255.255.255.255) and IMDS (169.254.169.254, answered by
 the fabric, in both directions). ACCEPT rules in DOCKER-USER, limited to the lab's own bridge and
 tagged with the lab's name, let exactly that through; teardown removes them.
+
+What a guest may reach beyond that — only what an Azure VM reaches — is
+:mod:`lab.provision.guest_reach`; :func:`guard_platform` puts it in place once the
+fabric and storage are on the bridge, before any guest boots.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import docker
 from docker.errors import APIError
 
 from lab.errors import ProvisionFailed
-from lab.platform.roster import IMDS_ADDRESS
+from lab.platform.roster import CONTROL_PORT, IMDS_ADDRESS, Roster
+from lab.provision import guest_reach
 from lab.provision.labels import (
     LAB_LABEL,
     RULE_COMMENT_PREFIX,
     bridge_name,
+    container_name,
     lab_labels,
     network_name,
     rule_comment,
@@ -137,11 +143,13 @@ def add_firewall_rules(lab: str) -> None:
     """Insert the lab's DOCKER-USER ACCEPT rules (idempotent)."""
     iptables = _iptables()
     for spec in _rule_specs(lab):
-        present = subprocess.run([iptables, "-C", CHAIN, *spec], capture_output=True, check=False)
+        present = subprocess.run(
+            [iptables, "-w", "-C", CHAIN, *spec], capture_output=True, check=False
+        )
         if present.returncode == 0:
             continue
         done = subprocess.run(
-            [iptables, "-I", CHAIN, "1", *spec], capture_output=True, text=True, check=False
+            [iptables, "-w", "-I", CHAIN, "1", *spec], capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
             raise ProvisionFailed(
@@ -149,13 +157,45 @@ def add_firewall_rules(lab: str) -> None:
             )
 
 
+def guard_platform(client: docker.DockerClient, roster: Roster) -> None:
+    """Keep the lab's guests to what an Azure VM reaches (:mod:`lab.provision.guest_reach`).
+
+    Needs the fabric and storage containers running: the rules name their bridge ports.
+    """
+    fabric = client.containers.get(container_name(roster.lab, "fabric"))
+    storage = client.containers.get(container_name(roster.lab, "storage"))
+    endpoint = fabric.attrs["NetworkSettings"]["Networks"][network_name(roster.lab)]
+    guest_reach.apply(
+        guest_reach.Platform(
+            lab=roster.lab,
+            gateway=LabAddresses(ipaddress.IPv4Network(roster.subnet)).gateway,
+            fabric_ip=roster.fabric_ip,
+            fabric_port=_bridge_port(fabric),
+            storage_port=_bridge_port(storage),
+            control_port=CONTROL_PORT,
+        ),
+        fabric_mac=str(endpoint["MacAddress"]),
+    )
+
+
+def _bridge_port(container: docker.models.containers.Container) -> str:
+    """The host side of the container's veth: its eth0's peer index, found on the host."""
+    code, output = container.exec_run(["cat", "/sys/class/net/eth0/iflink"])
+    text = output.decode(errors="replace").strip() if isinstance(output, bytes) else ""
+    if code != 0 or not text.isdigit():
+        raise ProvisionFailed(f"cannot find {container.name}'s bridge port: {text or code}")
+    return guest_reach.bridge_port(int(text))
+
+
 def remove_firewall_rules(lab: str | None) -> int:
-    """Delete DOCKER-USER rules of one lab (or of every lab when ``lab`` is None)."""
+    """Delete the host firewall rules of one lab (of every lab when ``lab`` is None):
+    its DOCKER-USER rules (DHCP, IMDS, NSG, the lab chain's jumps), then what
+    :mod:`lab.provision.guest_reach` added elsewhere and the lab chain itself."""
     iptables = shutil.which("iptables")
     if iptables is None:
         return 0
     listing = subprocess.run(
-        [iptables, "-S", CHAIN], capture_output=True, text=True, check=False
+        [iptables, "-w", "-S", CHAIN], capture_output=True, text=True, check=False
     ).stdout
     removed = 0
     for line in listing.splitlines():
@@ -163,10 +203,10 @@ def remove_firewall_rules(lab: str | None) -> int:
         if tokens[:2] != ["-A", CHAIN] or not _belongs_to(tokens, lab):
             continue
         deleted = subprocess.run(
-            [iptables, "-D", CHAIN, *tokens[2:]], capture_output=True, check=False
+            [iptables, "-w", "-D", CHAIN, *tokens[2:]], capture_output=True, check=False
         )
         removed += deleted.returncode == 0
-    return removed
+    return removed + guest_reach.remove(lab)
 
 
 def _belongs_to(tokens: list[str], lab: str | None) -> bool:

@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol, cast
 
 from lab.errors import BadInput, PlatformError, UnknownVm
 from lab.platform.roster import IMDS_ADDRESS, Roster
+from lab.provision import guest_reach
 from lab.provision.labels import bridge_name, rule_comment
 
 CHAIN = "DOCKER-USER"
@@ -141,7 +142,8 @@ def add_rule(roster: Roster, vm: str, rule: NsgRule, firewall: Firewall | None =
     vm_ip = _vm_ip(roster, vm)
     check_rule(rule, roster)
     wall = firewall or Iptables()
-    placed = placed_rules(wall.listing(), roster, vm, vm_ip)
+    listing = wall.listing()
+    placed = placed_rules(listing, roster, vm, vm_ip)
     for other in placed:
         if other.rule.name.lower() == rule.name.lower():
             raise BadInput(f"{vm}'s NSG already has a rule named {other.rule.name!r}")
@@ -150,7 +152,8 @@ def add_rule(roster: Roster, vm: str, rule: NsgRule, firewall: Firewall | None =
                 f"priority {rule.priority} is already used by rule {other.rule.name!r} of "
                 f"{vm}'s NSG (priorities are unique; pick another with --priority)"
             )
-    wall.insert(insert_position(placed, rule.priority), rule_args(roster, vm, vm_ip, rule))
+    floor = guard_floor(listing, roster.lab)
+    wall.insert(insert_position(placed, rule.priority, floor), rule_args(roster, vm, vm_ip, rule))
     return rule
 
 
@@ -263,15 +266,33 @@ def parse_rule(tokens: Sequence[str], roster: Roster, vm: str, vm_ip: str) -> Ns
     )
 
 
-def insert_position(placed: Sequence[PlacedRule], priority: int) -> int:
+def insert_position(placed: Sequence[PlacedRule], priority: int, floor: int = 1) -> int:
     """Where a rule of ``priority`` goes so the VM's rules stay in priority order:
-    after the last one with a lower number, else before the first one, else on top."""
+    after the last one with a lower number, else before the first one, else at
+    ``floor`` (the first place below the lab's guard, see :func:`guard_floor`)."""
     before = [p.position for p in placed if p.rule.priority < priority]
     if before:
-        return max(before) + 1
+        return max(floor, max(before) + 1)
     if placed:
-        return min(p.position for p in placed)
-    return 1
+        return max(floor, min(p.position for p in placed))
+    return floor
+
+
+def guard_floor(listing: str, lab: str) -> int:
+    """The first chain position below the lab's jump to its guard chain
+    (:mod:`lab.provision.guest_reach`), so no NSG ``Allow`` (``RETURN``) skips the guard
+    that keeps guests away from the fabric's controller and the host."""
+    guard = guest_reach.chain_name(lab)
+    floor = 1
+    position = 0
+    for line in listing.splitlines():
+        tokens = line.split()
+        if tokens[:2] != ["-A", CHAIN]:
+            continue
+        position += 1
+        if tokens[-2:] == ["-j", guard]:
+            floor = position + 1
+    return floor
 
 
 def _comment_fields(comment: str) -> dict[str, str] | None:

@@ -18,13 +18,13 @@ from typing import Any
 
 import docker
 import pytest
-import requests
 
 from lab.faults import FaultTarget, fault_by_id
 from lab.platform.redeploy import new_host_address
-from lab.platform.roster import CONTROL_PORT, Roster
+from lab.platform.roster import Roster
 from lab.provision import backups
 from lab.provision import lab as labs
+from lab.provision.fabric_client import FabricClient
 from lab.provision.spec import lab_spec
 from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
 from lab.runner import env_exports, repo_root
@@ -134,9 +134,8 @@ def test_dhcp_disabled(drill: Drill) -> None:
     assert guest.run("cat /var/lib/waagent/WireServerEndpoint").strip() == new_address
     assert "inet dhcp" in guest.run("cat /etc/network/interfaces.d/eth0")
     # The redeploy is undone, in this lab only, through the same control route.
-    url = f"http://{roster.fabric_ip}:{CONTROL_PORT}/control/v1/vms/{drill.vm}/redeploy"
-    undone = requests.delete(url, timeout=15)
-    assert undone.status_code == 200 and undone.json()["wireserver_ip"] == roster.fabric_ip
+    undone = FabricClient(roster.fabric_ip).undo_redeploy(drill.vm)
+    assert undone["wireserver_ip"] == roster.fabric_ip
 
 
 @pytest.mark.parametrize("drill", ["blocked-egress-proxy"], indirect=True)

@@ -677,11 +677,17 @@ class _FakeDockerClient:
 
 def test_docker_power_acts_and_translates_errors() -> None:
     box = _FakeContainer("running")
-    power = DockerPower(stop_timeout=7, client_factory=lambda: _FakeDockerClient({"c": box}))
+    opened: list[str] = []
+    power = DockerPower(
+        stop_timeout=7,
+        client_factory=lambda: _FakeDockerClient({"c": box}),
+        open_guest=lambda _client, name: opened.append(name),
+    )
     power.act("c", PowerAction.POWER_OFF)
     power.act("c", PowerAction.START)
     power.act("c", PowerAction.RESTART)
     assert box.calls == [("stop", 7), ("start", None), ("restart", 7)]
+    assert opened == ["c", "c"]  # a (re)started guest gets its cgroups opened
     with pytest.raises(PowerError, match="missing"):
         power.act("missing", PowerAction.START)
 
@@ -1248,6 +1254,7 @@ def test_contract_extension_delete_with_the_fabric_control_api(tmp_path: Path) -
 def _env(tls: Path, port: int) -> dict[str, str]:
     return {
         "SNAPLAB_FABRIC_URL": "http://127.0.0.1:9",  # nothing listens: every read is a 502
+        "SNAPLAB_FABRIC_TOKEN": "control-token-of-the-unit-lab-0123456789",
         "SNAPLAB_ARM_PORT": str(port),
         "SNAPLAB_ARM_TOKEN": TOKEN,
         "SNAPLAB_TLS_CERT": str(tls / "server.pem"),
@@ -1264,6 +1271,7 @@ def test_config_from_env(tmp_path: Path) -> None:
         ("SNAPLAB_ARM_PORT", "70000"),
         ("SNAPLAB_ARM_TOKEN", " "),
         ("SNAPLAB_FABRIC_URL", ""),
+        ("SNAPLAB_FABRIC_TOKEN", ""),
     ]:
         with pytest.raises(ConfigError, match=key):
             TwinConfig.from_env({**_env(tmp_path, 8443), key: value})

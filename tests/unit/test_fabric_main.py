@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from lab.extension.protocol import HANDLER_NAME, HANDLER_VERSIONS
 from lab.platform.backup.job import TAKE_SNAPSHOT, new_job, start_subtask
 from lab.platform.backup.store import BackupStore
+from lab.platform.control_auth import TOKEN_ENV, bearer
 from lab.platform.fabric_main import (
     RequestLogger,
     add_loopback_address,
@@ -33,6 +34,8 @@ from lab.platform.roster import GuestEntry, Roster
 from tests.unit.fabric_samples import block_envelope, status_bytes
 
 REPO = Path(__file__).resolve().parents[2]
+CONTROL_TOKEN = "unit-control-token-" + "x" * 24
+AUTH = bearer(CONTROL_TOKEN)
 LOCAL = "127.0.0.1"
 
 
@@ -170,7 +173,7 @@ def test_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     started = datetime.now(UTC)
     store.save_job(start_subtask(new_job("left-over", "vm1", started), TAKE_SNAPSHOT, started))
     store.close()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), TOKEN_ENV: CONTROL_TOKEN}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -188,6 +191,7 @@ def test_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
             f"--storage-url=http://{LOCAL}:{free_port()}/devstoreaccount1",
             "--no-dhcp",
             "--no-imds-address",
+            "--no-firewall",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -197,13 +201,17 @@ def test_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while True:
             try:
-                if request(ports[2], "GET", "/control/v1/health")[0] == 200:
+                if request(ports[2], "GET", "/control/v1/health", headers=AUTH)[0] == 200:
                     break
             except OSError:
                 pass
             assert process.poll() is None, process.stdout.read() if process.stdout else b""
             assert time.monotonic() < deadline, "fabric did not come up"
             time.sleep(0.1)
+        # The control API answers only the lab's token (ARM's 401 shape otherwise).
+        for headers in ({}, {"Authorization": "Bearer guessed-" + "0" * 40}):
+            status, body = request(ports[2], "POST", "/control/v1/vms/vm1/backups", None, headers)
+            assert status == 401 and "error" in json.loads(body)
         assert request(ports[0], "GET", "/?comp=versions")[0] == 200
         assert request(ports[1], "GET", "/versions")[0] == 200
         status, manifest = request(
@@ -211,12 +219,16 @@ def test_entry_point_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         )
         assert status == 200
         assert all(f"<Version>{v}</Version>".encode() in manifest for v in HANDLER_VERSIONS)
-        storage = json.loads(request(ports[2], "GET", "/control/v1/storage")[1])
+        storage = json.loads(request(ports[2], "GET", "/control/v1/storage", headers=AUTH)[1])
         assert storage["ready"] is False
-        left_over = json.loads(request(ports[2], "GET", "/control/v1/jobs/left-over")[1])
+        left_over = json.loads(
+            request(ports[2], "GET", "/control/v1/jobs/left-over", headers=AUTH)[1]
+        )
         assert left_over["status"] == "Failed"
         assert left_over["error_code"] == "BackUpOperationFailed"
-        refused = json.loads(request(ports[2], "POST", "/control/v1/vms/vm1/backups")[1])
+        refused = json.loads(
+            request(ports[2], "POST", "/control/v1/vms/vm1/backups", headers=AUTH)[1]
+        )
         assert refused["error_code"] == "UserErrorGuestAgentStatusUnavailable"
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=20)
