@@ -121,6 +121,14 @@ class LabPlatform:
         return self._compute
 
 
+def guest_session(client: docker.DockerClient, container: str) -> GuestHost:
+    """One root shell in the guest for the whole diagnosis, at an engineer's raised
+    priority (:mod:`checks.session`): a CPU-starved guest answers in seconds."""
+    from checks.session import GuestSession
+
+    return GuestSession(client, container)
+
+
 def testinfra_host(container: str) -> GuestHost:
     """testinfra's docker backend on the guest container (``docker exec`` as root)."""
     import testinfra
@@ -144,7 +152,7 @@ def context_for(
     return CheckContext(
         roster=roster,
         vm=vm,
-        host=host if host is not None else testinfra_host(entry.container),
+        host=host if host is not None else guest_session(client, entry.container),
         platform=platform if platform is not None else LabPlatform(client, roster),
         subtask_timeout_seconds=SNAPSHOT_SUBTASK_TIMEOUT.lab_seconds(roster.time_scale),
     )
