@@ -10,7 +10,11 @@ operation" for each goal state, and keeps reporting the extension's last status.
 The fault edits the setting as an administrator would (the line the package ships,
 ``Extensions.Enabled=y``, becomes ``n``; a file without the line gets one) and restarts
 the agent so it reads the file again. It returns once the restarted agent's first status
-report has reached the platform: the agent is up, only its extension handling is off.
+report has reached the platform: the agent is up, has handled the goal state it found at
+start, and only its extension handling is off. (Agents from about 2.10 on report an
+error for each extension of a goal state they see with extensions off; returning before
+that first report let a backup's goal state reach a 2.12 agent at its start, ending the
+job at once on that error instead of at its 5-minute check.)
 
 With extensions disabled the real agent checks for goal states and reports status only
 every 5 minutes (its ``GOAL_STATE_PERIOD_EXTENSIONS_DISABLED``), well inside Azure's
@@ -23,7 +27,7 @@ sub-task (a later one fails the pre-check with ``UserErrorGuestAgentStatusUnavai
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from lab.errors import PlatformError
 from lab.faults import register
@@ -66,7 +70,10 @@ class ExtensionsDisabled:
     summary = "Extensions.Enabled=n in /etc/waagent.conf, agent restarted (still running)"
 
     def inject(self, target: FaultTarget) -> None:
-        restarted = datetime.now(UTC).replace(microsecond=0)
+        # The platform shows report times to the second: only a report stamped after the
+        # second in which the agent was restarted is surely the restarted agent's (one
+        # from the old agent in that same second would otherwise count).
+        restarted = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
         target.run(edit_script() + RESTART_AGENT)
         wait_for_report_since(target, restarted)
 
