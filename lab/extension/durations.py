@@ -246,13 +246,14 @@ FREEZE_TIMEOUT = AzureDuration(
 
 SAFE_FREEZE_WAIT = AzureDuration(
     timedelta(seconds=66),
-    floor_seconds=5.0,
+    floor_seconds=10.0,
     what="vmbackup.conf 'SafeFreezeWaitInSeconds': wait for the freeze, past it code 122",
     side=GUEST,
     source="VMBackup/main/fsfreezer.py: SafeFreezeWaitInSecondsDefault = 66",
     floor_reason=(
         "freezing a healthy guest: the lab's consistency step is 0.65 s of CPU measured "
-        "on an idle guest, a few times that when two other labs share the 2 cores"
+        "on an idle guest; a host runs up to 4 snapshots at once, and with two other labs "
+        "on the same 2 cores each may get a fifth of a core (about 3-4 s)"
     ),
 )
 

@@ -95,7 +95,7 @@ def test_the_lab_values_at_the_default_scale() -> None:
     assert at[durations.EXTENSION_TOO_LATE_AFTER] == pytest.approx(35.0)
     assert at[durations.SCRIPT_TIMEOUT_CAP] == pytest.approx(7.5)
     assert at[durations.STORAGE_CALL_TIMEOUT] == 1.0  # the floor
-    assert at[durations.SAFE_FREEZE_WAIT] == 5.0  # the floor
+    assert at[durations.SAFE_FREEZE_WAIT] == 10.0  # the floor
     assert at[durations.AGENT_STATUS_STALE_AFTER] == 20.0  # the floor
 
 

@@ -487,9 +487,9 @@ def test_the_plugin_host_caps_a_script_in_azure_seconds(
     ("scale", "conf", "wait", "hold"),
     [
         (1.0, "", 66.0, "1 min"),  # Azure's own clock
-        (10.0, "", 6.6, "6 s"),
-        (240.0, "", 5.0, "5 s"),  # the floors
-        (240.0, "SafeFreezeWaitInSeconds = 1200\ntimeout = 2400\n", 5.0, "10 s"),
+        (4.0, "", 16.5, "15 s"),
+        (240.0, "", 10.0, "5 s"),  # the floors
+        (240.0, "SafeFreezeWaitInSeconds = 4800\ntimeout = 2400\n", 20.0, "10 s"),
     ],
 )
 def test_the_freeze_waits_run_on_the_lab_clock(
