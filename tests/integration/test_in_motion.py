@@ -10,11 +10,17 @@ starved CPU would, then lets it go on.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import docker
 import pytest
 
+from checks.context import GuestFacts, context_for
+from checks.context import testinfra_host as guest_shell
+from checks.in_guest import handler
+from checks.in_guest.handler import handler_files
+from checks.in_motion import Settled
 from lab.diagnosis import diagnose
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
@@ -22,8 +28,9 @@ from lab.provision.spec import VmSpec
 from tests.integration.conftest import RUN_ID, RunningLab, _bring_up
 
 pytestmark = pytest.mark.integration
+T = TypeVar("T")
 
-HELD_SECONDS = 6
+HELD_SECONDS = 12
 HOLD_INSTALL = f"""
 for i in $(seq 1 6000); do
     pid=$(pgrep -f '[h]andle.sh install' | head -n 1)
@@ -38,6 +45,16 @@ for i in $(seq 1 6000); do
     sleep 0.01
 done
 """
+
+
+def _one_look(
+    observe: Callable[[], T], remaining: Callable[[T], float | None], limit: float
+) -> Settled[T]:
+    return Settled(observe(), 0.0, moving=False)
+
+
+def context_facts(running: RunningLab) -> GuestFacts:
+    return context_for(running.client, running.roster, "vm1").facts
 
 
 @pytest.fixture
@@ -66,6 +83,11 @@ def test_a_diagnosis_during_the_first_install_names_no_cause(fresh_lab: RunningL
         ]
     ).output.decode()
     assert state.strip() == "NotInstalled"  # the diagnosis starts on a handler in motion
+    # A single look, as the checks took before they watched: the race is reproduced.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(handler, "watch", _one_look)
+        snapshot = handler_files(guest_shell(guest.name), context_facts(fresh_lab))
+    assert not snapshot.passed and "HandlerState NotInstalled" in snapshot.detail
 
     began = time.monotonic()
     found = diagnose(fresh_lab.client, fresh_lab.roster, "vm1")

@@ -138,22 +138,28 @@ def test_a_signalled_run_tears_its_lab_down(
 
 
 @pytest.mark.parametrize(
-    ("tag", "args", "role", "signum"),
+    ("tag", "args", "role", "signums"),
     [
-        pytest.param("u", (), "guest", signal.SIGHUP, id="up-sighup"),
-        pytest.param("s", ("--scenario", "agent-stopped"), "fabric", signal.SIGTERM, id="drill"),
+        pytest.param("u", (), "guest", (signal.SIGHUP,), id="up-sighup"),
+        # The second signal lands while `up` removes its lab: the removal finishes.
+        pytest.param("uu", (), "guest", (signal.SIGTERM, signal.SIGTERM), id="up-two-sigterms"),
+        pytest.param("s", ("--scenario", "agent-stopped"), "fabric", (signal.SIGTERM,), id="drill"),
     ],
 )
 def test_a_signalled_up_removes_its_lab(
-    docker_client: docker.DockerClient, tag: str, args: tuple[str, ...], role: str, signum: int
+    docker_client: docker.DockerClient,
+    tag: str,
+    args: tuple[str, ...],
+    role: str,
+    signums: tuple[int, ...],
 ) -> None:
     lab = f"h5{tag}{RUN_ID % 10000}"
     command = Command.start("up", "--lab", lab, *args)
     try:
         wait_for_container(docker_client, lab, role)
-        _signal_and_check(docker_client, command, lab, (signum,))
+        _signal_and_check(docker_client, command, lab, signums, gap=0.1)
     finally:
         if command.proc.poll() is None:
             command.proc.kill()
         subprocess.run([sys.executable, "-m", "lab", "down", lab], capture_output=True)
-    assert f"Error: interrupted ({signal.Signals(signum).name})" in command.output
+    assert f"Error: interrupted ({signal.Signals(signums[0]).name})" in command.output
