@@ -10,6 +10,12 @@ when it was observed and passed. A check that was not run (the guest is off) or 
 not observe is neither, so exclusions are written ``Not(Failed(x))``: unknown never
 blocks a cause, and never creates one.
 
+A state in motion never makes a check fail, so it never names a cause: a handler the agent
+is still installing or enabling, an agent starting up, a ``transitioning`` status within the
+sub-task timeout (the checks watch or judge them against Azure's windows, scaled:
+:mod:`checks.in_motion`). ``broken-extension`` therefore needs a handler that has settled,
+or one stuck past the agent's own install or enable limit.
+
 Precision between causes that share symptoms comes from the conditions, not from order:
 
 - ``stale-agent`` vs ``agent-stopped``: an agent below 2.2.53.1 is ``stale-agent``
