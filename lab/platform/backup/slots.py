@@ -4,7 +4,9 @@ Microsoft's scale guidance is to start no more than 4 VM backups together per ho
 (cloud service); it publishes no limit or queue behind that advice. This module is the
 lab's model of why the advice exists: the host works on at most 4 snapshots at once,
 first come first served, and the rest wait. Nothing outside the backup service may rely
-on the number (the schedule-storm check observes jobs that waited, not slots). The lab's VMs all share one host (the fabric), so one :class:`HostSnapshotSlots` serves
+on the number (the schedule-storm check observes jobs that waited, not slots).
+
+The lab's VMs all share one host (the fabric), so one :class:`HostSnapshotSlots` serves
 a whole lab. A job takes its place in the queue when it is accepted (so the order is
 the order in which jobs were started, never a race between their threads), holds a slot
 from the moment its snapshot is sent to the VM until the host has finished with it, and
