@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -54,7 +54,7 @@ class FakeGuests:
         self.ends += 1
         self.states[name] = ContainerState(name, "exited", exit_code, f"t{self.ends}")
 
-    def statuses(self, names: list[str]) -> dict[str, str]:
+    def statuses(self, names: Sequence[str]) -> dict[str, str]:
         return {n: self.states[n].status for n in names if n in self.states}
 
     def inspect(self, name: str) -> ContainerState | None:
