@@ -157,9 +157,10 @@ def _tool(name: str) -> str:
     return path
 
 
-def check_bridge_filtering(path: Path = BR_NETFILTER) -> None:
+def check_bridge_filtering(path: Path | None = None) -> None:
     """The lab chain sees bridged packets only with br_netfilter on (Docker turns it
     on for its bridges); refuse to start a lab whose guests it would not hold."""
+    path = path or BR_NETFILTER
     try:
         enabled = path.read_text().strip() == "1"
     except OSError:
