@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
+import docker.errors
 
 from checks.host import quote
 
@@ -73,7 +74,12 @@ class GuestSession:
     # ------------------------------------------------------------------ GuestHost
 
     def run(self, command: str) -> SessionOutput:
-        sock = self._open()
+        try:
+            sock = self._open()
+        except docker.errors.APIError as exc:
+            # A guest whose OS is down (its container exited) answers as `docker exec`
+            # does there: no shell, Docker's reason on stderr.
+            return SessionOutput(1, "", f"Error response from daemon: {exc.explanation}\n")
         marker = f"__snaplab_end_{secrets.token_hex(8)}__"
         script = (
             f"sh -c {quote(command)} </dev/null; "

@@ -4,9 +4,15 @@ is no cause; a VM it still shows running with a silent agent is guest-shutdown."
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
+import docker.errors
+import requests
+
 from checks.fakes import FakeHost, FakePlatform, fake_context, healthy_platform
+from checks.host import probe
+from checks.session import GuestSession
 from lab.diagnosis.engine import diagnose_context
 
 FAILED_JOB = {
@@ -74,3 +80,24 @@ def test_running_on_the_platform_with_the_os_down_and_the_agent_silent() -> None
 def test_an_os_down_with_a_fresh_agent_report_is_a_reboot_not_a_cause() -> None:
     shown = platform("running", agent_ready=True, failed_job=False)
     assert diagnose_context(fake_context(os_down(), shown)).causes == ()
+
+
+class ExitedContainerApi:
+    """Docker's answer to ``exec`` in a container whose OS halted."""
+
+    def exec_create(self, container: str, cmd: list[str], **_: object) -> dict[str, str]:
+        response = requests.Response()
+        response.status_code = 409
+        raise docker.errors.APIError(
+            "409 Client Error",
+            response=response,
+            explanation=f"Container {container} is not running",
+        )
+
+
+def test_the_guest_session_of_a_halted_os_answers_as_docker_exec_does() -> None:
+    client = SimpleNamespace(api=ExitedContainerApi())
+    session = GuestSession(client, "snaplab-lab-vm1", priority=None)  # type: ignore[arg-type]
+    guest = probe(session)
+    assert not guest.answers and not guest.running
+    assert guest.state == "Error response from daemon: Container snaplab-lab-vm1 is not running"
