@@ -14,6 +14,7 @@ import time
 import docker
 import pytest
 
+from lab.provision.guest_reach import chain_name
 from lab.provision.labels import LAB_LABEL, rule_comment
 from tests.integration.conftest import RUN_ID, RunningLab
 
@@ -40,8 +41,12 @@ def leftovers(client: docker.DockerClient, lab: str) -> list[str]:
     found = [c.name for c in client.containers.list(all=True, filters=selector)]
     found += [n.name for n in client.networks.list(filters=selector)]
     found += [v.name for v in client.volumes.list(filters=selector)]
-    rules = subprocess.run(["iptables", "-S", "DOCKER-USER"], capture_output=True, text=True).stdout
-    found += [line for line in rules.splitlines() if rule_comment(lab) in shlex.split(line)]
+    # Every chain of both tables: DHCP/IMDS/NSG rules and the guard's jumps (DOCKER-USER),
+    # the host's INPUT rule, the IPv6 drops, and the lab's own chain (lab.provision.guest_reach).
+    for tool in ("iptables", "ip6tables"):
+        rules = subprocess.run([tool, "-w", "-S"], capture_output=True, text=True).stdout
+        found += [line for line in rules.splitlines() if rule_comment(lab) in shlex.split(line)]
+        found += [line for line in rules.splitlines() if line == f"-N {chain_name(lab)}"]
     return found
 
 
