@@ -54,7 +54,10 @@ class ArmEndpoint:
 def lab_names(client: docker.DockerClient) -> list[str]:
     """Every lab that has at least one labelled object."""
     names: set[str] = set()
-    for container in client.containers.list(all=True, filters={"label": LAB_LABEL}):
+    # ignore_removed: another lab's teardown may remove a container between the list and
+    # its inspect; that must not break this lab's listing.
+    listed = client.containers.list(all=True, filters={"label": LAB_LABEL}, ignore_removed=True)
+    for container in listed:
         names.add(container.labels[LAB_LABEL])
     for net in client.networks.list(filters={"label": LAB_LABEL}):
         names.add(net.attrs["Labels"][LAB_LABEL])
@@ -170,7 +173,7 @@ def down(client: docker.DockerClient, lab: str | None) -> int:
     """
     selector = {"label": f"{LAB_LABEL}={lab}" if lab else LAB_LABEL}
     removed = 0
-    for container in client.containers.list(all=True, filters=selector):
+    for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
         try:
             container.remove(force=True, v=True)
             removed += 1
