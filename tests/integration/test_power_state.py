@@ -3,8 +3,9 @@
 ``systemctl poweroff`` inside a real guest: ``snaplab status --json`` shows the VM
 ``stopped`` within the platform's report period, the Azure SDK's instance view shows
 ``PowerState/stopped``, an on-demand backup completes offline (CrashConsistent, without
-the agent), and ``begin_start`` brings the VM and its agent back. Then ``systemctl
-reboot`` inside the guest: the VM comes back by itself and never shows ``stopped``.
+the agent), the diagnosis names no cause, and ``begin_start`` brings the VM and its agent
+back. Then ``systemctl reboot`` inside the guest: the VM comes back by itself and never
+shows ``stopped``.
 The lab has its own name and is always removed.
 """
 
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 import docker
 import pytest
 
+from lab.diagnosis.engine import diagnose
 from lab.platform.timescale import PLATFORM_POWER_REPORT_PERIOD
 from lab.provision import backups
 from lab.provision import lab as labs
@@ -114,6 +116,9 @@ def test_poweroff_inside_the_guest_shows_stopped_and_backs_up_offline(
     assert job["status"] == "Completed", job
     newest = lab.fabric.restore_points(VM)[0]
     assert newest["consistency"] == "CrashConsistent", newest
+
+    found = diagnose(lab.client, lab.roster, VM)  # a VM Azure shows stopped is no cause
+    assert found.causes == (), found.causes
 
     compute, arm = lab.compute()
     try:
