@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -165,6 +165,32 @@ def _start_watchdog(signum: int) -> None:
     timer.daemon = True
     _state.watchdog = timer
     timer.start()
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Hold the handled signals back for a short block of the main thread (starting
+    workers); one that arrives meanwhile is delivered as the block ends. A thread started
+    inside inherits the blocked mask: give it a target wrapped in :func:`unblocked`, or the
+    processes it starts could not be stopped with these signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def unblocked(target: Callable[[], None]) -> Callable[[], None]:
+    """A thread target that first lifts the mask :func:`held` left on its thread."""
+
+    def run() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+        target()
+
+    return run
 
 
 class shielded:

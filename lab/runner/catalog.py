@@ -165,9 +165,11 @@ def run_catalog(
             )
             run_scenario(ctx, item.phases, observe)
 
-    for i in range(count):
-        threading.Thread(target=worker, name=f"snaplab-run-{i}", daemon=True).start()
     try:
+        with signals.held():  # a signal waits until every worker runs, then stops them all
+            for i in range(count):
+                target = signals.unblocked(worker)
+                threading.Thread(target=target, name=f"snaplab-run-{i}", daemon=True).start()
         _wait(finished)
     except KeyboardInterrupt:
         stop.set()

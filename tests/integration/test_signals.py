@@ -15,13 +15,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import docker
+import docker.errors
 import pytest
 
+from lab.provision.labels import LAB_LABEL, ROLE_LABEL
 from lab.runner import lab_name
 from tests.integration.conftest import RUN_ID
-from tests.integration.test_lifecycle import leftovers, wait_for_container
+from tests.integration.test_lifecycle import leftovers as _leftovers
 
 pytestmark = pytest.mark.integration
+
+
+def wait_for_container(
+    client: docker.DockerClient, command: Command, lab: str, role: str, seconds: float = 120
+) -> None:
+    """Until the lab has a container of ``role`` (a sparse listing: no inspect that could
+    race a removal), while the command still runs."""
+    selector = {"label": [f"{LAB_LABEL}={lab}", f"{ROLE_LABEL}={role}"]}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert command.proc.poll() is None, f"ended before the signal:\n{command.output}"
+        if client.containers.list(all=True, sparse=True, filters=selector):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {role} container of lab {lab} appeared:\n{command.output}")
+
+
+def leftovers(client: docker.DockerClient, lab: str) -> list[str]:
+    for _ in range(3):  # a container of another lab may vanish between list and inspect
+        try:
+            return _leftovers(client, lab)
+        except docker.errors.NotFound:
+            time.sleep(0.5)
+    return _leftovers(client, lab)
+
 
 # lab.signals escalates after 5 s; removing a lab takes 1-3 s; the sweep waits up to 3 s.
 BOUND_SECONDS = 20.0
@@ -97,7 +124,7 @@ Wait = Callable[[docker.DockerClient, Command, str], None]
 
 
 def _in_provision(client: docker.DockerClient, command: Command, lab: str) -> None:
-    wait_for_container(client, lab, "fabric")
+    wait_for_container(client, command, lab, "fabric")
 
 
 def _phase_passed(phase: str) -> Wait:
@@ -156,7 +183,7 @@ def test_a_signalled_up_removes_its_lab(
     lab = f"h5{tag}{RUN_ID % 10000}"
     command = Command.start("up", "--lab", lab, *args)
     try:
-        wait_for_container(docker_client, lab, role)
+        wait_for_container(docker_client, command, lab, role)
         _signal_and_check(docker_client, command, lab, signums, gap=0.1)
     finally:
         if command.proc.poll() is None:

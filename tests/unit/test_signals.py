@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -231,3 +232,54 @@ def test_sigterm_during_a_backup_wait_stops_gracefully_with_a_journal(notes: lis
     assert drivers.live_labs == set()
     assert journal.scenarios[0].phase("teardown").status == "passed"
     assert signals.exit_code() == 129
+
+
+def test_a_signal_while_workers_start_waits_for_them(notes: list[str]) -> None:
+    steps: list[str] = []
+    with pytest.raises(signals.Interrupted):
+        with signals.held():
+            _send(signal.SIGTERM)
+            steps.append("every worker started")
+        steps.append("never")
+    assert steps == ["every worker started"]
+
+
+def test_workers_started_while_held_can_still_stop_their_processes(notes: list[str]) -> None:
+    """A thread inherits the held mask; unblocked() lifts it, so its children get none."""
+    seen: dict[str, str] = {}
+
+    def worker() -> None:
+        seen["thread"] = repr(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        status = subprocess.run(["grep", "SigBlk", "/proc/self/status"], capture_output=True)
+        seen["child"] = status.stdout.decode().split()[-1]
+
+    with signals.held():
+        thread = threading.Thread(target=signals.unblocked(worker))
+        thread.start()
+    thread.join()
+    for signum in signals.HANDLED:
+        assert signum.name not in seen["thread"]
+        assert not int(seen["child"], 16) & (1 << (signum - 1))
+
+
+def test_a_signal_as_soon_as_a_scenario_starts_still_stops_it_gracefully(
+    notes: list[str],
+) -> None:
+    """The main thread may still be starting workers when the first one already runs."""
+    from lab.runner import RunOptions, run_catalog
+    from tests.unit.test_runner_fakes import FakeDrivers, scenario
+
+    main = threading.main_thread().ident or 0
+    for _ in range(20):
+        signals.uninstall()
+        signals.install(grace=0, notify=lambda _: None)
+
+        def backup(cancel: threading.Event) -> None:
+            signal.pthread_kill(main, signal.SIGTERM)
+            cancel.wait(5)
+
+        drivers = FakeDrivers(on_backup=backup)
+        options = RunOptions(lab_prefix="h5u", parallel=4)
+        journal = run_catalog([scenario(f"s{i}") for i in range(4)], drivers, options)
+        assert journal.status == "interrupted"
+        assert drivers.live_labs == set()
