@@ -252,7 +252,7 @@ def policy_list(lab_name: str | None, as_json: bool) -> None:
         return
     click.echo(
         f"Azure clock {view['azure_now']} (x{view['time_scale']:g}); "
-        f"the host takes {view['host_snapshot_slots']} snapshots at a time"
+        f"the lab's host model takes {view['host_snapshot_slots']} snapshots at a time"
     )
     for item in view["policies"]:
         click.echo("  " + backups.policy_line(item))
