@@ -38,6 +38,21 @@ GUEST_MEMORY = "1g"
 # Guests do not get this bind (only bench_platform's bare-run floor does): its hierarchies
 # stay the host's, writable; a guest gets only its own cgroups (lab.platform.guest_cgroups).
 CGROUP_MOUNT = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"}}
+# Docker's own masked paths, and /proc/pressure: in its own cgroup namespace a guest's
+# cgroup is its root, as on a VM, but the kernel's pressure files there are the host's.
+GUEST_MASKED_PATHS = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/proc/pressure",
+]
 SYSTEMD_TMPFS = {"/run": "rw,exec", "/run/lock": "rw", "/tmp": "rw,exec"}
 
 
@@ -52,6 +67,7 @@ def _create(
     mac: str | None = None,
     command: list[str] | None = None,
     entrypoint: list[str] | None = None,
+    masked_paths: list[str] | None = None,
     environment: dict[str, str] | None = None,
     hostname: str | None = None,
     host_config: dict[str, object],
@@ -73,11 +89,20 @@ def _create(
             environment=environment,
             mac_address=mac,
             networking_config=networking,
-            host_config=api.create_host_config(**host_config),
+            host_config=_host_config(api, host_config, masked_paths),
         )
     except APIError as exc:
         raise ProvisionFailed(f"could not create {part} of lab {lab}: {exc.explanation}") from exc
     return client.containers.get(created["Id"])
+
+
+def _host_config(
+    api: docker.APIClient, options: dict[str, object], masked_paths: list[str] | None
+) -> dict[str, object]:
+    config: dict[str, object] = api.create_host_config(**options)
+    if masked_paths is not None:  # docker-py has no argument for it; the API has
+        config["MaskedPaths"] = masked_paths
+    return config
 
 
 def put_file(container: Container, path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -155,6 +180,7 @@ def create_guest(client: docker.DockerClient, lab: str, guest: GuestEntry, image
         # systemd starts once the host has opened the guest's own cgroups to it.
         entrypoint=guest_cgroups.ENTRYPOINT,
         command=guest_cgroups.COMMAND,
+        masked_paths=GUEST_MASKED_PATHS,
         host_config={
             "network_mode": network_name(lab),
             # SYS_BOOT: the guest's reboot(2) ends only its own PID namespace, with SIGINT

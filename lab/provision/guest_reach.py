@@ -23,9 +23,9 @@ cannot lift it:
   networking) are not forwarded traffic, so they pass, and their answers are
   ``ESTABLISHED``.
 * **IPv6**: no lab uses it; every IPv6 packet on the bridge is dropped.
-* **The host's neighbour entry for the fabric** is made permanent, so a guest that
-  answers ARP for the fabric's address cannot draw the host's control requests (and
-  their token) to itself.
+* **The neighbour entries between the host, the fabric and storage** are made permanent,
+  so a guest that answers ARP for their addresses cannot draw the host's control
+  requests (and their token), their answers, or the fabric's storage traffic to itself.
 
 Every rule carries the lab's comment (``snaplab.lab=<lab>``), as the DHCP and NSG rules
 do, and teardown removes them by it; the lab chain is named after the lab and removed
@@ -57,6 +57,7 @@ FABRIC_TCP_PORTS = (WIRESERVER_PORT, HOSTPLUGIN_PORT, MIRROR_PORT, PROXY_PORT, D
 FABRIC_UDP_PORTS = (DNS_PORT, DHCP_SERVER_PORT)
 STORAGE_TCP_PORTS = (BLOB_PORT,)
 BR_NETFILTER = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+SYS_CLASS_NET = Path("/sys/class/net")
 
 Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
@@ -71,6 +72,10 @@ class Platform:
     fabric_port: str  # the host side of the fabric's veth (a bridge port)
     storage_port: str
     control_port: int
+    fabric_pid: int  # in the host's PID namespace, to reach the fabric's network namespace
+    fabric_mac: str
+    storage_ip: str
+    storage_mac: str
 
 
 def chain_name(lab: str) -> str:
@@ -172,8 +177,8 @@ def check_bridge_filtering(path: Path | None = None) -> None:
         )
 
 
-def apply(platform: Platform, fabric_mac: str, run: Run = _run) -> None:
-    """Build the lab chain, its jumps, the INPUT and IPv6 rules and the neighbour entry."""
+def apply(platform: Platform, run: Run = _run) -> None:
+    """Build the lab chain, its jumps, the INPUT and IPv6 rules and the neighbour entries."""
     check_bridge_filtering()
     iptables = _tool("iptables")
     chain = chain_name(platform.lab)
@@ -202,11 +207,28 @@ def apply(platform: Platform, fabric_mac: str, run: Run = _run) -> None:
         for table_chain, rule in ipv6_rules(platform.lab):
             if run([ip6tables, "-w", "-C", table_chain, *rule]).returncode != 0:
                 must([ip6tables, "-w", "-I", table_chain, "1", *rule], "ip6tables")
-    neighbour = [platform.fabric_ip, "lladdr", fabric_mac, "dev", bridge_name(platform.lab)]
-    must(
-        [_tool("ip"), "neigh", "replace", *neighbour, "nud", "permanent"],
-        "could not pin the fabric's neighbour entry",
-    )
+    for argv in neighbour_pins(platform, _tool("ip"), _tool("nsenter")):
+        must(argv, "could not pin a neighbour entry between the host and the platform")
+
+
+def neighbour_pins(platform: Platform, ip: str, nsenter: str) -> list[list[str]]:
+    """``ip neigh replace ... nud permanent`` for the host's entries of the fabric and
+    storage, and the fabric's entries of the host and storage (a guest's forged ARP
+    answer could otherwise draw the host's control requests, with their token, or the
+    fabric's storage traffic to itself)."""
+    bridge = bridge_name(platform.lab)
+    bridge_mac = (SYS_CLASS_NET / bridge / "address").read_text().strip()
+    in_fabric = [nsenter, "-t", str(platform.fabric_pid), "-n", "--", ip]
+    pins = [
+        ([ip], platform.fabric_ip, platform.fabric_mac, bridge),
+        ([ip], platform.storage_ip, platform.storage_mac, bridge),
+        (in_fabric, platform.gateway, bridge_mac, "eth0"),
+        (in_fabric, platform.storage_ip, platform.storage_mac, "eth0"),
+    ]
+    return [
+        [*prefix, "neigh", "replace", address, "lladdr", mac, "dev", dev, "nud", "permanent"]
+        for prefix, address, mac, dev in pins
+    ]
 
 
 def remove(lab: str | None, run: Run = _run) -> int:
@@ -261,9 +283,9 @@ def _referenced(listing: str, chain: str) -> bool:
     return any(line.split()[-2:] == ["-j", chain] for line in listing.splitlines())
 
 
-def bridge_port(container_iflink: int, sys_class_net: Path = Path("/sys/class/net")) -> str:
+def bridge_port(container_iflink: int, sys_class_net: Path | None = None) -> str:
     """The host interface whose index is ``container_iflink`` (a veth's host side)."""
-    for entry in sys_class_net.iterdir():
+    for entry in (sys_class_net or SYS_CLASS_NET).iterdir():
         try:
             if int((entry / "ifindex").read_text()) == container_iflink:
                 return entry.name

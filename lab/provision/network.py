@@ -164,7 +164,7 @@ def guard_platform(client: docker.DockerClient, roster: Roster) -> None:
     """
     fabric = client.containers.get(container_name(roster.lab, "fabric"))
     storage = client.containers.get(container_name(roster.lab, "storage"))
-    endpoint = fabric.attrs["NetworkSettings"]["Networks"][network_name(roster.lab)]
+    net = network_name(roster.lab)
     guest_reach.apply(
         guest_reach.Platform(
             lab=roster.lab,
@@ -173,8 +173,11 @@ def guard_platform(client: docker.DockerClient, roster: Roster) -> None:
             fabric_port=_bridge_port(fabric),
             storage_port=_bridge_port(storage),
             control_port=CONTROL_PORT,
-        ),
-        fabric_mac=str(endpoint["MacAddress"]),
+            fabric_pid=int(fabric.attrs["State"]["Pid"]),
+            fabric_mac=str(fabric.attrs["NetworkSettings"]["Networks"][net]["MacAddress"]),
+            storage_ip=roster.storage_ip,
+            storage_mac=str(storage.attrs["NetworkSettings"]["Networks"][net]["MacAddress"]),
+        )
     )
 
 

@@ -7,7 +7,8 @@ a trainee has): the fabric's control API with no credential and with a guessed o
 (directly, at IMDS's address, and relayed by the lab's own proxy), a listener this test
 opens on the host (at the bridge's gateway and at every other host address), another
 lab's guest and fabric, the Docker engine (no socket; TCP 2375/2376), mounting a cgroup
-or proc hierarchy, loading a kernel module, and writing to the host's file systems.
+or proc hierarchy, loading a kernel module, writing to the host's file systems, and
+forging ARP answers to sit between the host and the fabric (and so read the token).
 
 What Docker shows a guest of the host's file systems, and why none of it reaches the
 host beyond Docker's own per-container files (checked below, mount by mount):
@@ -48,6 +49,7 @@ from lab.platform.control_auth import bearer
 from lab.platform.roster import CONTROL_PORT, HOSTPLUGIN_PORT, IMDS_ADDRESS, WIRESERVER_PORT
 from lab.provision import lab as labs
 from lab.provision.fabric_client import control_token
+from lab.provision.labels import bridge_name
 from lab.provision.spec import VmSpec
 from tests.integration.conftest import RUN_ID, RunningLab, _bring_up
 
@@ -428,3 +430,76 @@ def test_guest_cannot_write_the_hosts_file_systems(lab_a: RunningLab) -> None:
     # /sys/fs/cgroup itself is the container's own tmpfs: a file written there is not
     # on the host.
     assert subprocess.run(["test", "-e", "/sys/fs/cgroup/escape"]).returncode != 0
+
+
+# Runs in the guest: forged ARP answers ("<ip> is at <my MAC>"), broadcast and unicast.
+_ARP_SPOOF = r"""
+import socket, struct, sys
+claims = [c.split('=') for c in sys.argv[1:]]  # ip=victim_mac=victim_ip
+me = open('/sys/class/net/eth0/address').read().strip()
+mac = lambda text: bytes.fromhex(text.replace(':', ''))
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+raw.bind(('eth0', 0))
+for claimed, victim_mac, victim_ip in claims:
+    for dest in (victim_mac, 'ff:ff:ff:ff:ff:ff'):
+        frame = mac(dest) + mac(me) + b'\x08\x06' + struct.pack('!HHBBH', 1, 0x0800, 6, 4, 2)
+        frame += mac(me) + socket.inet_aton(claimed) + mac(victim_mac) + socket.inet_aton(victim_ip)
+        for _ in range(5):
+            raw.send(frame)
+print('sent')
+"""
+
+
+def test_forged_arp_draws_nothing_between_host_and_fabric(lab_a: RunningLab) -> None:
+    """A guest claims the fabric's address to the host and the host's to the fabric:
+    both neighbour entries are pinned, and the host's control requests still go to
+    the fabric (so the token never travels to the guest)."""
+    roster = lab_a.roster
+    fabric = lab_a.client.containers.get(f"snaplab-{roster.lab}-fabric")
+    fabric_mac = fabric.attrs["NetworkSettings"]["Networks"][f"snaplab-{roster.lab}"]["MacAddress"]
+    bridge = bridge_name(roster.lab)
+    with open(f"/sys/class/net/{bridge}/address") as handle:
+        bridge_mac = handle.read().strip()
+    vm = guest(lab_a)
+    vm_mac = vm.sh("cat /sys/class/net/eth0/address")[1].strip()
+    done = subprocess.run(
+        [
+            "docker",
+            "exec",
+            vm.container.name,
+            "python3",
+            "-c",
+            _ARP_SPOOF,
+            f"{roster.fabric_ip}={bridge_mac}={gateway(lab_a)}",
+            f"{gateway(lab_a)}={fabric_mac}={roster.fabric_ip}",
+            f"{roster.storage_ip}={bridge_mac}={gateway(lab_a)}",
+            f"{roster.storage_ip}={fabric_mac}={roster.fabric_ip}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0 and "sent" in done.stdout, done.stderr  # the forgery left
+    time.sleep(1.0)
+    on_host = subprocess.run(
+        ["ip", "neigh", "show", roster.fabric_ip, "dev", bridge], capture_output=True, text=True
+    ).stdout
+    assert fabric_mac in on_host and "PERMANENT" in on_host, on_host
+    storage_entry = subprocess.run(
+        ["ip", "neigh", "show", roster.storage_ip, "dev", bridge], capture_output=True, text=True
+    ).stdout
+    assert "PERMANENT" in storage_entry and vm_mac not in storage_entry, storage_entry
+    pid = str(fabric.attrs["State"]["Pid"])
+    in_fabric = subprocess.run(
+        ["nsenter", "-t", pid, "-n", "ip", "neigh", "show", gateway(lab_a)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert bridge_mac in in_fabric and "PERMANENT" in in_fabric, in_fabric
+    fabric_storage = subprocess.run(
+        ["nsenter", "-t", pid, "-n", "ip", "neigh", "show", roster.storage_ip],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "PERMANENT" in fabric_storage and vm_mac not in fabric_storage, fabric_storage
+    assert lab_a.fabric.power_state(VM) == "running"

@@ -21,6 +21,10 @@ PLATFORM = guest_reach.Platform(
     fabric_port="vethfab",
     storage_port="vethsto",
     control_port=8080,
+    fabric_pid=4242,
+    fabric_mac="02:42:0a:d5:05:02",
+    storage_ip="10.213.5.3",
+    storage_mac="02:42:0a:d5:05:03",
 )
 
 
@@ -105,16 +109,28 @@ def test_apply_then_remove_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_p
     netfilter.write_text("1\n")
     monkeypatch.setattr(guest_reach, "BR_NETFILTER", netfilter)
     monkeypatch.setattr(guest_reach.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    (tmp_path / bridge_name("unit")).mkdir()
+    (tmp_path / bridge_name("unit") / "address").write_text("02:42:aa:bb:cc:dd\n")
+    monkeypatch.setattr(guest_reach, "SYS_CLASS_NET", tmp_path)
     host = FakeHost()
-    guest_reach.apply(PLATFORM, "02:42:0a:d5:05:02", run=host)
+    guest_reach.apply(PLATFORM, run=host)
     chain = guest_reach.chain_name("unit")
     assert host.chains[chain] == guest_reach.chain_rules(PLATFORM)
     assert host.chains["DOCKER-USER"] == guest_reach.jump_rules("unit")
     assert host.chains["INPUT"] == [guest_reach.input_rule("unit")]
-    neigh = next(c for c in host.calls if c[0] == "ip")
-    assert neigh[-4:] == ["dev", bridge_name("unit"), "nud", "permanent"]
+    pins = [" ".join(c) for c in host.calls if "neigh" in c]
+    bridge = bridge_name("unit")
+    assert (
+        f"ip neigh replace 10.213.5.2 lladdr 02:42:0a:d5:05:02 dev {bridge} nud permanent" in pins
+    )
+    assert (
+        f"ip neigh replace 10.213.5.3 lladdr 02:42:0a:d5:05:03 dev {bridge} nud permanent" in pins
+    )
+    inside = [p for p in pins if p.startswith("nsenter -t 4242 -n -- ")]
+    assert any("10.213.5.1 lladdr 02:42:aa:bb:cc:dd dev eth0" in p for p in inside)
+    assert any("10.213.5.3 lladdr 02:42:0a:d5:05:03 dev eth0" in p for p in inside)
     # Applying twice adds no second copy.
-    guest_reach.apply(PLATFORM, "02:42:0a:d5:05:02", run=host)
+    guest_reach.apply(PLATFORM, run=host)
     assert len(host.chains["DOCKER-USER"]) == 3 and len(host.chains["INPUT"]) == 1
     # Teardown: the jumps go first (by comment, in network.remove_firewall_rules), then this.
     host.chains["DOCKER-USER"] = []
@@ -129,7 +145,7 @@ def test_apply_refuses_without_bridge_netfilter(
     netfilter.write_text("0\n")
     monkeypatch.setattr(guest_reach, "BR_NETFILTER", netfilter)
     with pytest.raises(ProvisionFailed, match="br_netfilter"):
-        guest_reach.apply(PLATFORM, "02:42:0a:d5:05:02", run=FakeHost())
+        guest_reach.apply(PLATFORM, run=FakeHost())
 
 
 def test_remove_all_spares_a_chain_still_jumped_to(monkeypatch: pytest.MonkeyPatch) -> None:
