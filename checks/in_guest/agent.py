@@ -49,14 +49,19 @@ def agent_running(host: GuestHost, facts: GuestFacts) -> CheckResult:
 
     An agent starting up (the unit ``activating``, or active before its daemon process
     shows) or being restarted is not a stopped agent: the check looks again every second
-    until the unit settles, for at most the 10 minutes (Azure's clock, scaled) the
-    platform gives a silent agent before it shows it Not Ready. A unit that is inactive
-    or failed has settled: that is judged at once."""
+    until the unit settles, while the unit has been in that state for less than the
+    10 minutes (Azure's clock, scaled) the platform gives a silent agent before it shows
+    it Not Ready — counted from systemd's own state-change time, so a unit stuck
+    stopping or starting for longer is judged at once. A unit that is inactive or failed
+    has settled: that is judged at once too."""
     check = "guest.agent_running"
     window = STARTING.seconds(facts.time_scale)
 
     def remaining(seen: tuple[dict[str, str], list[str]]) -> float | None:
-        return window if _starting(*seen) else None
+        if not _starting(*seen):
+            return None
+        age = _state_age(seen[0])
+        return window if age is None else window - age
 
     settled = watch(lambda: (_service_state(host), _agent_processes(host)), remaining, window)
     service, processes = settled.value
@@ -74,6 +79,16 @@ def agent_running(host: GuestHost, facts: GuestFacts) -> CheckResult:
     if active and daemon:
         return CheckResult.ok(check, detail)
     return CheckResult.fail(check, detail)
+
+
+def _state_age(service: dict[str, str]) -> float | None:
+    """Seconds the unit has been in its current state, by the guest's monotonic clock."""
+    try:
+        changed = int(service["StateChangeTimestampMonotonic"]) / 1e6
+        now = float(service["uptime"])
+    except (KeyError, ValueError):
+        return None
+    return now - changed if changed > 0 else None
 
 
 def _starting(service: dict[str, str], processes: list[str]) -> bool:
@@ -104,9 +119,13 @@ def agent_restart_policy(host: GuestHost, facts: GuestFacts) -> CheckResult:
 
 
 def _service_state(host: GuestHost) -> dict[str, str]:
+    """The unit's properties, and ``uptime`` (CLOCK_MONOTONIC's seconds, which
+    ``StateChangeTimestampMonotonic`` counts in microseconds)."""
     out = host.run(
         "systemctl show -p LoadState,ActiveState,SubState,Result,"
-        f"ActiveEnterTimestamp,InactiveEnterTimestamp,ExecMainStatus {SERVICE}"
+        "ActiveEnterTimestamp,InactiveEnterTimestamp,ExecMainStatus,"
+        f"StateChangeTimestampMonotonic {SERVICE}; "
+        "echo uptime=$(cut -d' ' -f1 /proc/uptime)"
     )
     return _properties(out.stdout)
 

@@ -249,3 +249,38 @@ def test_a_stopped_agent_is_judged_at_once(fake_clock: FakeClock) -> None:
     host.on("ps -eo pid=,etimes=,args=", "      1      60 /sbin/init\n")
     assert not agent_running(host, FACTS).passed
     assert fake_clock.pauses == []
+
+
+def test_a_unit_stuck_stopping_longer_than_the_window_is_judged_at_once(
+    fake_clock: FakeClock,
+) -> None:
+    """Memory pressure: the OOM-killed agent's unit hangs in stop-sigterm; it has been
+    there for a minute by systemd's own clock, so nothing is waited for."""
+    host = healthy_host().on(
+        "systemctl show -p LoadState,ActiveState",
+        "LoadState=loaded\nActiveState=deactivating\nSubState=stop-sigterm\nResult=signal\n"
+        "StateChangeTimestampMonotonic=1000000000\nuptime=1060.5\n",
+    )
+    host.on("ps -eo pid=,etimes=,args=", "      1      60 /sbin/init\n")
+    result = agent_running(host, FACTS)
+    assert not result.passed and fake_clock.pauses == []
+    assert "deactivating (stop-sigterm)" in result.detail
+
+
+def test_a_unit_that_just_began_starting_gets_the_rest_of_its_window(
+    fake_clock: FakeClock,
+) -> None:
+    host = healthy_host()
+
+    def look(_: int = 0) -> None:  # the guest's clock moves on with the check's
+        host.on(
+            "systemctl show -p LoadState,ActiveState",
+            STARTING_SERVICE
+            + f"StateChangeTimestampMonotonic=1000000000\nuptime={1005.0 + fake_clock.now}\n",
+        )
+
+    look()
+    fake_clock.on_pause = look
+    host.on("ps -eo pid=,etimes=,args=", "      1      60 /sbin/init\n")
+    assert not agent_running(host, FACTS).passed
+    assert fake_clock.waited == 15.0  # 20 s window, 5 s of it already spent
