@@ -71,9 +71,9 @@ def agent_running(host: GuestHost, facts: GuestFacts) -> CheckResult:
     detail = f"{SERVICE}: {state}; {shown}"
     daemon = any("-daemon" in p for p in processes)
     if settled.moving:
-        detail += (
-            f" (still starting after {settled.waited:.0f} s: {STARTING.describe(facts.time_scale)})"
-        )
+        age = _state_age(service)
+        spent = settled.waited if age is None else age
+        detail += f" (not settled after {spent:.0f} s: {STARTING.describe(facts.time_scale)})"
     elif settled.waited > 0:
         detail += f" (watched it start for {settled.waited:.0f} s)"
     if active and daemon:

@@ -238,7 +238,7 @@ def test_an_agent_that_never_finishes_starting_fails_after_its_window(
     result = agent_running(_starting_agent(), FACTS)
     assert not result.passed
     assert fake_clock.waited == 20.0
-    assert "still starting after 20 s: the agent's start-up may take 10 min" in result.detail
+    assert "not settled after 20 s: the agent's start-up may take 10 min" in result.detail
 
 
 def test_a_stopped_agent_is_judged_at_once(fake_clock: FakeClock) -> None:
@@ -265,6 +265,7 @@ def test_a_unit_stuck_stopping_longer_than_the_window_is_judged_at_once(
     result = agent_running(host, FACTS)
     assert not result.passed and fake_clock.pauses == []
     assert "deactivating (stop-sigterm)" in result.detail
+    assert "not settled after 60 s" in result.detail
 
 
 def test_a_unit_that_just_began_starting_gets_the_rest_of_its_window(
