@@ -13,7 +13,10 @@ has *opened* its cgroups (:func:`open_cgroups`, run by the host in the guest's m
 namespace with ``nsenter``; the guest itself cannot do it): each of the container's own
 hierarchies remounted writable, and first the files that hold the VM's size (CPU quota,
 memory limit, cpuset, pids limit) bound read-only over themselves, so root in the guest
-cannot grow its VM either. The guest's root has no ``CAP_SYS_ADMIN``: it can neither
+cannot grow its VM either; and, where the host has one, a cgroup2 "unified" hierarchy
+mounted from inside the guest's cgroup namespace (so rooted at its own cgroup), which
+systemd's hybrid mode uses to learn that a unit's processes are gone (without it, every
+unit stop waits for its timeout). The guest's root has no ``CAP_SYS_ADMIN``: it can neither
 remount nor unmount any of this. (Docker's privileged ``exec`` would be simpler, but it
 asks for every capability, and a host whose bounding set lacks one refuses it.)
 
@@ -86,6 +89,14 @@ for dir in $mounts; do
     mount -o remount,bind,ro,nosuid,nodev,noexec "$file"
   done
 done
+# systemd's unified hierarchy (hybrid mode), as the host has it: mounted from inside the
+# guest's cgroup namespace, so it is rooted at the container's own cgroup; before the
+# hierarchies turn writable, which is what lets the guest's systemd start.
+if grep -qw cgroup2 /proc/filesystems; then
+  mkdir -p /sys/fs/cgroup/unified
+  mountpoint -q /sys/fs/cgroup/unified ||
+    mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup/unified
+fi
 for dir in $mounts; do
   mount -o remount,bind,rw,nosuid,nodev,noexec "$dir"
 done
@@ -107,7 +118,7 @@ def open_cgroups(api: Any, container: str, run: Run = subprocess.run) -> None:
     if pid <= 0:
         raise CgroupError(f"{container} is not running: its cgroups cannot be opened")
     done = run(
-        ["nsenter", "-t", str(pid), "-m", "--", "/bin/sh", "-c", OPEN_SCRIPT],
+        ["nsenter", "-t", str(pid), "-m", "-C", "--", "/bin/sh", "-c", OPEN_SCRIPT],
         capture_output=True,
         text=True,
         check=False,

@@ -366,20 +366,29 @@ def test_guest_cgroups_are_its_own(lab_a: RunningLab) -> None:
     ):
         code, out = vm.sh(f"echo {value} > /sys/fs/cgroup/{path}")
         assert code != 0, f"{path} took {value}: {out}"
-    # A cgroup made at the top of the guest's view lands inside its own container's.
-    code, out = vm.sh("mkdir /sys/fs/cgroup/pids/attack-probe && echo made")
-    try:
-        host_root = "/sys/fs/cgroup/pids/attack-probe"
-        assert subprocess.run(["test", "-e", host_root]).returncode != 0
-        if "made" in out:
-            found = subprocess.run(
-                ["find", "/sys/fs/cgroup/pids", "-maxdepth", "4", "-name", "attack-probe"],
-                capture_output=True,
-                text=True,
-            ).stdout.split()
-            assert found and all(vm.container.id in path for path in found), found
-    finally:
-        vm.sh("rmdir /sys/fs/cgroup/pids/attack-probe")
+    # A cgroup made at the top of the guest's view lands inside its own container's, in
+    # a v1 hierarchy and in the unified (cgroup2) one alike.
+    for hierarchy in ("pids", "unified"):
+        probe = f"/sys/fs/cgroup/{hierarchy}/attack-probe"
+        code, out = vm.sh(f"mkdir {probe} && echo made")
+        try:
+            assert subprocess.run(["test", "-e", probe]).returncode != 0, probe
+            if "made" in out:
+                found = subprocess.run(
+                    [
+                        "find",
+                        f"/sys/fs/cgroup/{hierarchy}",
+                        "-maxdepth",
+                        "4",
+                        "-name",
+                        "attack-probe",
+                    ],
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
+                assert found and all(vm.container.id in path for path in found), found
+        finally:
+            vm.sh(f"rmdir {probe}")
 
 
 def test_guest_cannot_write_the_hosts_file_systems(lab_a: RunningLab) -> None:

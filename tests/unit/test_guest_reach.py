@@ -224,7 +224,7 @@ def test_open_cgroups_enters_the_guest_mount_namespace() -> None:
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     guest_cgroups.open_cgroups(Api(4242), "snaplab-unit-vm1", run)
-    assert seen[0][:5] == ["nsenter", "-t", "4242", "-m", "--"]
+    assert seen[0][:6] == ["nsenter", "-t", "4242", "-m", "-C", "--"]
     with pytest.raises(guest_cgroups.CgroupError, match="not running"):
         guest_cgroups.open_cgroups(Api(0), "snaplab-unit-vm1", run)
 
