@@ -270,8 +270,10 @@ def test_a_job_waits_for_a_host_slot_and_its_timeout_keeps_running(rig: Rig) -> 
     assert job.error == codes.GUEST_AGENT_SNAPSHOT_TASK_STATUS_ERROR
     assert rig.clock.monotonic() - start == pytest.approx(TIMINGS.subtask_timeout)
     assert rig.agent.pushes == []  # the settings were never sent
-    assert job.detail is not None and "still queued" in job.detail["reason"]
-    assert job.detail["host_slots_busy"] == ["a", "b", "c", "d"]
+    # The job document says what Azure's says (the sub-task timed out), never why the
+    # host was busy: that is the lab's model, kept to the platform's own log.
+    assert job.detail is not None and "sub-task did not finish" in job.detail["reason"]
+    assert not any("slot" in str(value) for value in job.detail.values())
     assert rig.slots.position("job-1") is None  # it left the queue
 
 
