@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -258,6 +260,20 @@ def test_one_failing_scenario_fails_the_run_but_not_the_others() -> None:
     assert not journal.passed and journal.status == "failed"
 
 
+@pytest.fixture
+def python_ctrl_c() -> Iterator[None]:
+    """Ctrl-C as a plain Python process has it: ``_thread.interrupt_main`` runs whatever
+    SIGINT handler the process holds, and one left by code that ran earlier in the same
+    pytest process (a whole CI session shares it) would swallow the simulated Ctrl-C
+    (seen once in CI: the run then lasted its full 20 s)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_ctrl_c")
 def test_ctrl_c_during_a_parallel_run_tears_every_lab_down() -> None:
     started = threading.Event()
 
