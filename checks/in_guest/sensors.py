@@ -91,7 +91,7 @@ ran = sum(d[0] for d in deltas)
 top = sorted(deltas, key=lambda d: d[0] + d[1], reverse=True)[:3]
 print(json.dumps({
     'cgroup': acct, 'cpus': cpus, 'quota_cpus': quota(cpu_kind, cpu) if cpu else None,
-    'used_seconds': (after - before) if acct else ran,
+    'used_seconds': (after - before) if acct else ran, 'ran_seconds': ran,
     'waited_seconds': sum(d[1] for d in deltas), 'elapsed': t1 - t0,
     'top': [[comm, pid, round(run + wait, 3)] for run, wait, comm, pid in top],
 }))
