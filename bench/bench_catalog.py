@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,10 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_BASELINE = HERE / "baseline-2026-11-28.json"
 
 
-def run_catalog(parallel: int, journal: Path) -> float:
+def run_catalog(
+    parallel: int, journal: Path, ids: Sequence[str] = (), prefix: str | None = None
+) -> float:
+    """One `snaplab run` (of ``ids``, or the whole catalog); its wall time in seconds."""
     start = time.monotonic()
     subprocess.run(
         [
@@ -34,10 +38,11 @@ def run_catalog(parallel: int, journal: Path) -> float:
             "-m",
             "lab",
             "run",
+            *ids,
             "--parallel",
             str(parallel),
             "--lab-prefix",
-            f"bench{parallel}",
+            prefix or f"bench{parallel}",
             "--journal",
             str(journal),
         ],

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench_catalog import run_catalog  # same folder: the scripts run as files
 
 
 @dataclass(frozen=True)
@@ -34,24 +33,7 @@ class RunResult:
 
 def run_once(index: int, parallel: int, ids: list[str], out: Path) -> RunResult:
     journal = out / f"run-{index:02d}-p{parallel}.json"
-    started = time.monotonic()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lab",
-            "run",
-            *ids,
-            "--parallel",
-            str(parallel),
-            "--lab-prefix",
-            f"flk{index}",
-            "--journal",
-            str(journal),
-        ],
-        check=False,
-    )
-    seconds = time.monotonic() - started
+    seconds = run_catalog(parallel, journal, ids, prefix=f"flk{index}")
     if not journal.is_file():
         return RunResult(index, parallel, seconds, 0, [("(run)", "-", "no journal written")])
     return summarise(index, parallel, seconds, json.loads(journal.read_text()))
