@@ -42,7 +42,7 @@ from lab.platform.guest_cgroups import open_cgroups
 from lab.platform.roster import Roster
 from lab.platform.timescale import PLATFORM_POWER_REPORT_PERIOD
 
-_log = logging.getLogger("lab.platform.armtwin")
+_log = logging.getLogger("lab.platform.arm")
 
 # Exit codes of a container whose init the kernel ended for reboot(2) in its namespace.
 REBOOT_EXIT_CODE = 128 + signal.SIGHUP

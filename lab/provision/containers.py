@@ -230,7 +230,7 @@ def create_arm_twin(
         part="arm",
         image=image,
         labels=lab_labels(lab, "arm", **{ARM_PORT_LABEL: str(port), ARM_TOKEN_LABEL: token}),
-        command=["python3", "-m", "lab.platform.armtwin_main"],
+        command=["python3", "-m", "lab.platform.arm.main"],
         environment={
             "SNAPLAB_FABRIC_URL": f"http://{fabric_ip}:{CONTROL_PORT}",
             "SNAPLAB_FABRIC_TOKEN": fabric_token(client, lab),

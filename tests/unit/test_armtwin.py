@@ -1,4 +1,4 @@
-"""The ARM twin (lab/platform/armtwin.py).
+"""The ARM twin (lab/platform/arm/).
 
 In-process tests drive the WSGI app with Werkzeug's test client (auth, routing, bad
 input, document shapes). End-to-end tests serve it over real TLS on 127.0.0.1 and drive
@@ -36,9 +36,14 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 from lab.azure_sdk import StaticTokenCredential, compute_client
-from lab.platform import armtwin_main
-from lab.platform.arm_documents import AGENT_NEVER_REPORTED_MESSAGE, AGENT_STALE_MESSAGE, vm_id
-from lab.platform.arm_fabric import (
+from lab.platform.arm import main as twin_main
+from lab.platform.arm.app import ArmTwin
+from lab.platform.arm.compute_documents import (
+    AGENT_NEVER_REPORTED_MESSAGE,
+    AGENT_STALE_MESSAGE,
+    vm_id,
+)
+from lab.platform.arm.fabric import (
     AgentReport,
     ExtensionReport,
     FabricError,
@@ -47,9 +52,8 @@ from lab.platform.arm_fabric import (
     OsReport,
     parse_fabric_vm,
 )
-from lab.platform.arm_power import DockerPower, PowerAction, PowerError
-from lab.platform.armtwin import ArmTwin
-from lab.platform.armtwin_main import ConfigError, TwinConfig, build_server, tls_context
+from lab.platform.arm.main import ConfigError, TwinConfig, build_server, tls_context
+from lab.platform.arm.power import DockerPower, PowerAction, PowerError
 from lab.platform.roster import GuestEntry, Roster
 from lab.provision.tls import write_lab_tls
 
@@ -1278,7 +1282,7 @@ def test_config_from_env(tmp_path: Path) -> None:
 
 
 def test_main_refuses_to_start_without_config() -> None:
-    assert armtwin_main.main({}) == 2
+    assert twin_main.main({}) == 2
 
 
 def _free_port() -> int:
@@ -1293,7 +1297,7 @@ def test_main_serves_logs_and_stops_on_sigterm(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, **_env(tmp_path, port), "PYTHONPATH": str(repo)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "lab.platform.armtwin_main"],
+        [sys.executable, "-m", "lab.platform.arm.main"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from lab.errors import PlatformError
-from lab.platform.arm_fabric import FabricError, HttpFabricClient
+from lab.platform.arm.fabric import FabricError, HttpFabricClient
 from lab.platform.control import ControlApp
 from lab.platform.control_auth import TOKEN_ENV, RequireToken, TokenError, bearer, check_token
 from lab.provision import fabric_client

@@ -17,8 +17,8 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
-from lab.platform.arm_fabric import FabricError, HttpFabricClient
-from lab.platform.armtwin import ArmTwin
+from lab.platform.arm.app import ArmTwin
+from lab.platform.arm.fabric import FabricError, HttpFabricClient
 from lab.platform.backup.agent import FabricAgentChannel
 from lab.platform.control import ControlApp
 from lab.platform.guest_state import Fabric

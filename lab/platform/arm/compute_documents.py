@@ -1,5 +1,4 @@
-"""The ARM JSON the twin answers with: VM and extension resources, instance views,
-operations, errors.
+"""Microsoft.Compute's JSON documents: VM and extension resources, instance views.
 
 The shapes are what ``azure-mgmt-compute`` reads from real ARM, so checks and runbooks
 see a lab VM the way they would see an Azure one. The texts Azure shows for the guest
@@ -13,13 +12,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from lab.platform.arm_extensions import arm_name, requested_version, split_handler
-from lab.platform.arm_fabric import ExtensionReport, FabricVm
-from lab.platform.arm_operations import Operation
-from lab.platform.arm_power import PowerState
+from lab.platform.arm.conventions import JsonObject
+from lab.platform.arm.extensions import arm_name, requested_version, split_handler
+from lab.platform.arm.fabric import ExtensionReport, FabricVm
+from lab.platform.arm.power import PowerState
 from lab.platform.roster import GuestEntry, Roster
-
-JsonObject = dict[str, object]
 
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 EXTENSION_TYPE = f"{VM_TYPE}/extensions"
@@ -209,18 +206,3 @@ def _status(code: str, level: str, display: str, message: str | None = None) -> 
 
 def _without_none(**fields: object) -> JsonObject:
     return {k: v for k, v in fields.items() if v is not None}
-
-
-def operation_document(op: Operation) -> JsonObject:
-    """An ARM operation resource (what ``Azure-AsyncOperation`` points at)."""
-    doc: JsonObject = {"name": op.id, "status": op.status, "startTime": op.started.isoformat()}
-    if op.ended is not None:
-        doc["endTime"] = op.ended.isoformat()
-    if op.error is not None:
-        doc["error"] = {"code": op.error_code, "message": op.error}
-    return doc
-
-
-def error_document(code: str, message: str) -> JsonObject:
-    """An ARM error body: how ARM answers every request it refuses or cannot serve."""
-    return {"error": {"code": code, "message": message}}

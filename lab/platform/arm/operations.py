@@ -1,4 +1,4 @@
-"""The ARM twin's long-running operations: power actions and extension deletions.
+"""The ARM twin's long-running operations, whichever resource provider starts them.
 
 ARM answers a power action or an extension DELETE with 202 and an operation resource
 the client polls, so each operation runs on its own thread while
@@ -21,12 +21,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
-from lab.platform.arm_power import PowerAction, PowerError
+from lab.platform.arm.power import PowerAction, PowerError
 
 # The twin logs under one name, whichever of its modules speaks.
-_log = logging.getLogger("lab.platform.armtwin")
+_log = logging.getLogger("lab.platform.arm")
 
 
 # The code of a failed operation's error when the work gives none.
@@ -50,8 +50,16 @@ class ExtensionDelete:
     value: ClassVar[str] = "delete"
 
 
-# What an operation does; ``.value`` names it in messages.
-Action = PowerAction | ExtensionDelete
+class Action(Protocol):
+    """What an operation does: power actions, extension deletes, NSG rule changes, run
+    commands... ``value`` names it in messages (``powerOff``, ``delete``)."""
+
+    @property
+    def value(self) -> str: ...
+
+
+# Compute's actions, as the twin's compute provider starts them.
+ComputeAction = PowerAction | ExtensionDelete
 
 
 class OperationConflict(Exception):
@@ -67,12 +75,14 @@ class Operation:
     """One long-running operation, as its ARM operation resource reports it."""
 
     id: str
-    vm: str
+    vm: str  # the resource the operation works on: a VM's name, or another resource's key
     action: Action
     started: datetime
+    namespace: str = "Microsoft.Compute"  # the resource provider whose URL polls it
     ended: datetime | None = None
     error: str | None = None
     error_code: str = DEFAULT_ERROR_CODE
+    result: object | None = None  # what the work returned (a run command's output)
 
     @property
     def status(self) -> str:
@@ -89,13 +99,15 @@ class OperationStore:
         self._lock = threading.Lock()
         self._ops: OrderedDict[str, Operation] = OrderedDict()
 
-    def begin(self, vm: str, action: Action) -> Operation:
+    def begin(self, vm: str, action: Action, namespace: str = "Microsoft.Compute") -> Operation:
         """Record a new operation; raises :class:`OperationConflict` if ``vm`` is busy."""
         with self._lock:
             running = self._running(vm)
             if running is not None:
                 raise OperationConflict(running)
-            op = Operation(id=str(uuid.uuid4()), vm=vm, action=action, started=_now())
+            op = Operation(
+                id=str(uuid.uuid4()), vm=vm, action=action, started=_now(), namespace=namespace
+            )
             self._ops[op.id] = op
             while len(self._ops) > self._keep:
                 oldest = next(iter(self._ops.values()))
@@ -104,11 +116,19 @@ class OperationStore:
                 self._ops.popitem(last=False)
             return op
 
-    def finish(self, op_id: str, error: str | None = None, code: str = DEFAULT_ERROR_CODE) -> None:
+    def finish(
+        self,
+        op_id: str,
+        error: str | None = None,
+        code: str = DEFAULT_ERROR_CODE,
+        result: object | None = None,
+    ) -> None:
         with self._lock:
             op = self._ops.get(op_id)
             if op is not None:
-                self._ops[op_id] = replace(op, ended=_now(), error=error, error_code=code)
+                self._ops[op_id] = replace(
+                    op, ended=_now(), error=error, error_code=code, result=result
+                )
 
     def get(self, op_id: str) -> Operation | None:
         with self._lock:
@@ -122,19 +142,23 @@ class OperationStore:
         return next((o for o in self._ops.values() if o.vm == vm and o.ended is None), None)
 
 
-def run_in_background(operations: OperationStore, op: Operation, work: Callable[[], None]) -> None:
+def run_in_background(
+    operations: OperationStore, op: Operation, work: Callable[[], object | None]
+) -> None:
     """Run ``work`` for ``op`` on a background thread; ``operations`` records its end."""
     threading.Thread(
         target=_run, args=(operations, op, work), name=f"arm-{op.id}", daemon=True
     ).start()
 
 
-def _run(operations: OperationStore, op: Operation, work: Callable[[], None]) -> None:
-    """Carry out an operation and record how it ended, whatever happens."""
+def _run(operations: OperationStore, op: Operation, work: Callable[[], object | None]) -> None:
+    """Carry out an operation and record how it ended (and what it returned), whatever
+    happens."""
     error: str | None = None
     code = DEFAULT_ERROR_CODE
+    result: object | None = None
     try:
-        work()
+        result = work()
     except OperationError as exc:
         error, code = str(exc), exc.code
     except PowerError as exc:
@@ -142,7 +166,7 @@ def _run(operations: OperationStore, op: Operation, work: Callable[[], None]) ->
     except Exception as exc:  # the operation must end, whatever went wrong
         _log.exception("operation %s on %s failed", op.action.value, op.vm)
         error = f"Unexpected failure: {exc}"
-    operations.finish(op.id, error, code)
+    operations.finish(op.id, error, code, result)
     _log.info("operation %s (%s %s) ended: %s", op.id, op.action.value, op.vm, error or "ok")
 
 

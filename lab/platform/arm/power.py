@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from lab.platform.guest_cgroups import open_cgroups
 
 # The twin logs under one name, whichever of its modules speaks.
-_log = logging.getLogger("lab.platform.armtwin")
+_log = logging.getLogger("lab.platform.arm")
 
 
 class PowerError(Exception):

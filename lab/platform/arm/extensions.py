@@ -23,15 +23,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab.platform.arm_fabric import ExtensionReport, FabricClient, FabricError, FabricVm
-from lab.platform.arm_operations import OperationError
+from lab.platform.arm.fabric import ExtensionReport, FabricClient, FabricError, FabricVm
+from lab.platform.arm.operations import OperationError
 
 # CRP's 90 minutes for an extension operation come from the one table of Azure durations;
 # re-exported here for the twin, which waits for it.
 from lab.platform.timescale import EXTENSION_OPERATION_TIMEOUT as EXTENSION_OPERATION_TIMEOUT
 
 # The twin logs under one name, whichever of its modules speaks.
-_log = logging.getLogger("lab.platform.armtwin")
+_log = logging.getLogger("lab.platform.arm")
 
 
 def split_handler(handler: str) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Run the ARM twin: ``python3 -m lab.platform.armtwin_main``.
+"""Run the ARM twin: ``python3 -m lab.platform.arm.main``.
 
 The twin's container uses host networking, so it listens on 127.0.0.1 only: the SDK on
 the Docker host can reach it, nothing outside this machine can. Configuration comes from
@@ -34,14 +34,14 @@ from types import FrameType
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from lab.platform.arm_fabric import FabricError, HttpFabricReader
-from lab.platform.arm_power import DockerPower
-from lab.platform.armtwin import ArmTwin
+from lab.platform.arm.app import ArmTwin
+from lab.platform.arm.fabric import FabricError, HttpFabricReader
+from lab.platform.arm.power import DockerPower
 from lab.platform.host_power import DockerGuests, HostWatcher
 
 LISTEN_ADDRESS = "127.0.0.1"
 
-_log = logging.getLogger("lab.platform.armtwin_main")
+_log = logging.getLogger("lab.platform.arm.main")
 
 
 class ConfigError(Exception):

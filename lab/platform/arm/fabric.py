@@ -192,7 +192,7 @@ class HttpFabricClient:
             raise FabricError(f"{method} {url} answered non-UTF-8 text") from exc
 
 
-# The names before the twin could also write; armtwin_main still imports the reader.
+# The names before the twin could also write; the twin's main still imports the reader.
 FabricReader = FabricClient
 HttpFabricReader = HttpFabricClient
 

@@ -1,0 +1,18 @@
+"""The ARM twin: the slice of Azure Resource Manager that runbooks, checks and the Azure
+SDKs use against a lab, one module per resource provider so the layout shows what it serves.
+
+    app                 the WSGI application: auth, routing, api-versions, errors, request ids
+    conventions         ARM's shared conventions (error bodies, api-versions, scopes)
+    provider            what a resource provider module gives the app (its routes)
+    lro                 ARM's long-running operation protocol (202, polling, results)
+    operations          the operations' records and threads
+    compute             Microsoft.Compute: VMs, power, extensions
+    compute_documents   Microsoft.Compute's JSON documents
+    extensions          VM extensions as ARM names them, and the work of a delete
+    power               power states and actions (Docker)
+    fabric              the fabric's control API, the twin's source of truth
+    main                the process: ``python3 -m lab.platform.arm.main``
+
+Runs inside its own container on Debian's Python (stdlib, Werkzeug, ``docker``), with
+nothing from ``lab`` outside :mod:`lab.platform`.
+"""
