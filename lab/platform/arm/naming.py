@@ -1,0 +1,78 @@
+"""The names and resource ids of a lab's Azure resources, one place for every provider.
+
+A VM's document links its NIC and disks by id, the NIC links the NSG, the vault's
+protected item links the VM: each provider builds these ids here so the links resolve.
+The names are the portal's defaults for a VM created with a new NIC and NSG
+(``<vm>-nsg``), with the NIC and OS disk named as ``az vm create`` does
+(``<vm>VMNic``, ``<vm>_OsDisk_1_<hash>``), and one vault per lab, as a backup
+administrator would make for a resource group.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from lab.platform.roster import Roster
+
+COMPUTE = "Microsoft.Compute"
+NETWORK = "Microsoft.Network"
+RECOVERY_SERVICES = "Microsoft.RecoveryServices"
+
+
+def group_id(roster: Roster) -> str:
+    return f"/subscriptions/{roster.subscription_id}/resourceGroups/{roster.resource_group}"
+
+
+def vm_resource_id(roster: Roster, vm: str) -> str:
+    return f"{group_id(roster)}/providers/{COMPUTE}/virtualMachines/{vm}"
+
+
+def nic_name(vm: str) -> str:
+    return f"{vm}VMNic"
+
+
+def nic_id(roster: Roster, vm: str) -> str:
+    return f"{group_id(roster)}/providers/{NETWORK}/networkInterfaces/{nic_name(vm)}"
+
+
+def nsg_name(vm: str) -> str:
+    return f"{vm}-nsg"
+
+
+def nsg_id(roster: Roster, vm: str) -> str:
+    return f"{group_id(roster)}/providers/{NETWORK}/networkSecurityGroups/{nsg_name(vm)}"
+
+
+def vnet_name(roster: Roster) -> str:
+    return f"{roster.lab}-vnet"
+
+
+def subnet_id(roster: Roster) -> str:
+    return (
+        f"{group_id(roster)}/providers/{NETWORK}/virtualNetworks/{vnet_name(roster)}"
+        "/subnets/default"
+    )
+
+
+def os_disk_name(roster: Roster, vm: str) -> str:
+    """``<vm>_OsDisk_1_<32 hex>`` as Azure names an OS disk; the hex is stable per VM."""
+    digest = hashlib.sha256(f"{roster.lab}/{vm}/osdisk".encode()).hexdigest()[:32]
+    return f"{vm}_OsDisk_1_{digest}"
+
+
+def data_disk_name(vm: str, lun: int) -> str:
+    return f"{vm}_DataDisk_{lun}"
+
+
+def disk_id(roster: Roster, name: str) -> str:
+    return f"{group_id(roster)}/providers/{COMPUTE}/disks/{name}"
+
+
+def vault_name(roster: Roster) -> str:
+    return f"{roster.lab}-vault"
+
+
+def vault_id(roster: Roster) -> str:
+    return f"{group_id(roster)}/providers/{RECOVERY_SERVICES}/vaults/{vault_name(roster)}"
