@@ -289,3 +289,92 @@ def healthy_platform() -> FakePlatform:
         "seconds": 7.853,
     }
     return FakePlatform(view=view, job_list=[job])
+
+
+# Guests of other distributions' shapes: the same healthy VM, with eth0 managed by
+# systemd-networkd from netplan (Ubuntu), by NetworkManager (RHEL), or the agent's unit
+# named waagent.service (RHEL, SUSE).
+NETPLAN_NETWORK = "/run/systemd/network/10-netplan-eth0.network"
+NETWORKD_LEASE = "/run/systemd/netif/leases/2"
+NETWORKD_PS = """\
+      1      60 /sbin/init
+     40      59 /lib/systemd/systemd-networkd
+     72      58 /usr/bin/python3 /usr/sbin/waagent -daemon
+    101      57 /usr/bin/python3 -u /usr/sbin/waagent -run-exthandlers
+"""
+
+
+def netplan_host() -> FakeHost:
+    """A healthy VM whose eth0 is on DHCP through netplan and systemd-networkd."""
+    host = healthy_host()
+    host.on("iface[[:space:]]", "", rc=1)
+    host.on("ls -1t /var/lib/dhcp/dhclient*.leases", "", rc=0)
+    host.on("ps -eo pid=,etimes=,args=", NETWORKD_PS)
+    host.on("ps -eo args=", "\n".join(line.split(None, 2)[2] for line in NETWORKD_PS.splitlines()))
+    host.on(
+        "for u in NetworkManager systemd-networkd",
+        "NetworkManager=inactive\nsystemd-networkd=active\n",
+    )
+    host.on(
+        "networkctl list",
+        "  1 lo   loopback carrier  unmanaged\n  2 eth0 ether    routable configured\n",
+    )
+    host.on(
+        "networkctl status eth0",
+        "\u25cf 2: eth0\n                     Link File: n/a\n"
+        f"                  Network File: {NETPLAN_NETWORK}\n"
+        "                         State: routable (configured)\n",
+    )
+    host.file(
+        NETPLAN_NETWORK, "[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=ipv6\n"
+    )
+    host.on("dhcp4:", "/etc/netplan/50-cloud-init.yaml:      dhcp4: true\n")
+    host.file("/sys/class/net/eth0/ifindex", "2\n")
+    host.file(
+        NETWORKD_LEASE,
+        "# This is private data. Do not parse.\nADDRESS=10.213.9.10\nNETMASK=255.255.255.0\n"
+        "SERVER_ADDRESS=10.213.9.2\nOPTION_245=0ad50902\n",
+    )
+    return host
+
+
+def networkmanager_host() -> FakeHost:
+    """A healthy VM whose eth0 is on DHCP through NetworkManager's internal client."""
+    host = healthy_host()
+    host.on("iface[[:space:]]", "", rc=1)
+    host.on("ls -1t /var/lib/dhcp/dhclient*.leases", "", rc=0)
+    host.on(
+        "for u in NetworkManager systemd-networkd",
+        "NetworkManager=active\nsystemd-networkd=inactive\n",
+    )
+    host.on(
+        "nmcli -t -f GENERAL.STATE,GENERAL.CONNECTION device show eth0",
+        "GENERAL.STATE:100 (connected)\nGENERAL.CONNECTION:System eth0\n",
+    )
+    host.on("nmcli -t -f ipv4.method connection show", "ipv4.method:auto\n")
+    host.on(
+        "nmcli -t -f DHCP4 device show eth0",
+        "DHCP4.OPTION[1]:dhcp_lease_time = 86400\nDHCP4.OPTION[2]:ip_address = 10.213.9.10\n"
+        "DHCP4.OPTION[3]:private_245 = 0a:d5:09:02\n",
+    )
+    return host
+
+
+def waagent_unit_host() -> FakeHost:
+    """A healthy VM whose agent unit is ``waagent.service`` (as RHEL and SUSE name it):
+    systemd shows ``walinuxagent.service`` as not found."""
+    host = healthy_host()
+    missing = "Id=walinuxagent.service\nLoadState=not-found\nActiveState=inactive\n\n"
+    host.on(
+        "systemctl show -p LoadState,ActiveState",
+        missing + "Id=waagent.service\nResult=success\nExecMainStatus=0\nLoadState=loaded\n"
+        "ActiveState=active\nSubState=running\nUnitFileState=enabled\n"
+        "ActiveEnterTimestamp=Sat 2026-11-28 00:31:24 UTC\nInactiveEnterTimestamp=\n",
+    )
+    host.on(
+        "systemctl show -p Restart,",
+        missing + "Id=waagent.service\nRestart=always\n"
+        "FragmentPath=/usr/lib/systemd/system/waagent.service\nDropInPaths=\n"
+        "LoadState=loaded\nActiveState=active\nUnitFileState=enabled\n",
+    )
+    return host

@@ -1,5 +1,8 @@
 """The Azure Linux agent itself: its version, whether it runs, and whether systemd
-would restart it (Microsoft's cause 2: "agent out of date / not running")."""
+would restart it (Microsoft's cause 2: "agent out of date / not running").
+
+The agent's unit is ``walinuxagent`` on Debian and Ubuntu and ``waagent`` on RHEL and
+SUSE: :mod:`checks.in_guest.agent_unit` finds which one this guest has."""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import re
 
 from checks.context import GuestFacts
 from checks.host import GuestHost
+from checks.in_guest.agent_unit import AgentUnit, agent_unit, describe_missing
 from checks.in_motion import Window, watch
 from checks.result import CheckResult
 from checks.versions import MINIMUM_AGENT, at_least
 from lab.platform.timescale import AGENT_STATUS_STALE_AFTER
 
-SERVICE = "walinuxagent"
 _INSTALLED = re.compile(r"WALinuxAgent-(\S+)")
 _GOAL_STATE = re.compile(r"Goal state agent:\s*(\S+)")
 _AGENT_PROCESS = re.compile(r"(waagent|WALinuxAgent\S*)\s.*-(daemon|run-exthandlers)\b")
@@ -57,18 +60,18 @@ def agent_running(host: GuestHost, facts: GuestFacts) -> CheckResult:
     check = "guest.agent_running"
     window = STARTING.seconds(facts.time_scale)
 
-    def remaining(seen: tuple[dict[str, str], list[str]]) -> float | None:
-        if not _starting(*seen):
+    def remaining(seen: tuple[tuple[str, dict[str, str]], list[str]]) -> float | None:
+        if not _starting(seen[0][1], seen[1]):
             return None
-        age = _state_age(seen[0])
+        age = _state_age(seen[0][1])
         return window if age is None else window - age
 
     settled = watch(lambda: (_service_state(host), _agent_processes(host)), remaining, window)
-    service, processes = settled.value
+    (unit, service), processes = settled.value
     active = service.get("ActiveState") == "active"
     state = _describe_service(service)
     shown = ", ".join(processes) if processes else "no waagent process"
-    detail = f"{SERVICE}: {state}; {shown}"
+    detail = f"{unit}: {state}; {shown}"
     daemon = any("-daemon" in p for p in processes)
     if settled.moving:
         age = _state_age(service)
@@ -103,10 +106,10 @@ def agent_restart_policy(host: GuestHost, facts: GuestFacts) -> CheckResult:
     """``systemctl show -p Restart``: ``no`` is the old-style unit that leaves a crashed
     agent dead; Azure's guidance is to configure auto-restart."""
     check = "guest.agent_restart_policy"
-    out = host.run(f"systemctl show -p Restart,FragmentPath,DropInPaths,LoadState {SERVICE}")
-    props = _properties(out.stdout)
-    if props.get("LoadState") == "not-found" or "Restart" not in props:
-        return CheckResult.fail(check, f"no systemd unit {SERVICE} (nothing restarts the agent)")
+    unit = agent_unit(host, "Restart,FragmentPath,DropInPaths,LoadState")
+    if unit is None or "Restart" not in unit.properties:
+        return CheckResult.fail(check, f"{describe_missing()}: nothing restarts the agent")
+    props = unit.properties
     where = props.get("FragmentPath", "?")
     if props.get("DropInPaths"):
         where += f" + {props['DropInPaths']}"
@@ -118,16 +121,19 @@ def agent_restart_policy(host: GuestHost, facts: GuestFacts) -> CheckResult:
     return CheckResult.ok(check, f"Restart={restart} ({where})")
 
 
-def _service_state(host: GuestHost) -> dict[str, str]:
-    """The unit's properties, and ``uptime`` (CLOCK_MONOTONIC's seconds, which
-    ``StateChangeTimestampMonotonic`` counts in microseconds)."""
-    out = host.run(
-        "systemctl show -p LoadState,ActiveState,SubState,Result,"
+def _service_state(host: GuestHost) -> tuple[str, dict[str, str]]:
+    """The agent unit's name and properties, and ``uptime`` (CLOCK_MONOTONIC's seconds,
+    which ``StateChangeTimestampMonotonic`` counts in microseconds)."""
+    unit: AgentUnit | None = agent_unit(
+        host,
+        "LoadState,ActiveState,SubState,Result,"
         "ActiveEnterTimestamp,InactiveEnterTimestamp,ExecMainStatus,"
-        f"StateChangeTimestampMonotonic {SERVICE}; "
-        "echo uptime=$(cut -d' ' -f1 /proc/uptime)"
+        "StateChangeTimestampMonotonic",
+        then="echo uptime=$(cut -d' ' -f1 /proc/uptime)",
     )
-    return _properties(out.stdout)
+    if unit is None:
+        return describe_missing(), {"LoadState": "not-found"}
+    return unit.name, unit.properties
 
 
 def _describe_service(props: dict[str, str]) -> str:
@@ -157,12 +163,3 @@ def _agent_processes(host: GuestHost) -> list[str]:
         role = "-daemon" if "-daemon" in parts[2] else "-run-exthandlers"
         found.append(f"pid {parts[0]} waagent {role} (up {parts[1]} s)")
     return found
-
-
-def _properties(text: str) -> dict[str, str]:
-    props = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            props[key.strip()] = value.strip()
-    return props

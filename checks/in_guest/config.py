@@ -4,6 +4,19 @@ Microsoft's article names two agent settings that break backups: ``Extensions.En
 must be ``y`` and ``Provisioning.Agent`` must be ``auto``. The agent reads ``key=value``
 lines (``#`` comments, last one wins) and treats only ``y``/``n`` (any case) as switches.
 
+``Provisioning.Agent`` exists from WALinuxAgent 2.2.45 on (``common/conf.py``; it
+replaced ``Provisioning.Enabled`` and ``Provisioning.UseCloudInit``, which older agents
+read and newer ones ignore). Every version since accepts ``auto``, ``waagent``,
+``cloud-init`` and ``disabled``, compared as written (``Auto`` is not ``auto``):
+``pa/provision/factory.py`` hands provisioning to cloud-init for ``cloud-init`` (and for
+``auto`` when cloud-init is enabled), and ``pa/provision/default.py`` provisions for
+``auto``/``waagent`` and skips provisioning for anything else. Images differ: the
+agent's own ``config/*/waagent.conf`` all say ``auto``, while SUSE's package and
+Microsoft's RHEL image-preparation steps set ``cloud-init``. So
+the check holds ``auto``, ``waagent`` and ``cloud-init`` (an agent or cloud-init
+provisions the VM, as on Azure's images) to be fine, and names ``disabled`` or a value the
+agent does not know; on an agent older than 2.2.45 it says the key is not read.
+
 The proxy check answers a different question: is there an HTTP proxy this VM is meant
 to use that the agent does not? The agent and the VMSnapshot extension only honour
 ``HttpProxy.Host``/``HttpProxy.Port`` in waagent.conf — a systemd service never reads a
@@ -21,8 +34,14 @@ from urllib.parse import urlsplit
 from checks.context import GuestFacts
 from checks.host import GuestHost, read_file, tcp_connect
 from checks.result import CheckResult
+from checks.versions import at_least
 
 CONF = "/etc/waagent.conf"
+PROVISIONING_AGENT_SINCE = "2.2.45"
+PROVISIONING_AGENT_VALUES = ("auto", "waagent", "cloud-init", "disabled")
+# Values under which the agent or cloud-init provisions the VM, as on Azure's images.
+PROVISIONING_AGENT_FINE = ("auto", "waagent", "cloud-init")
+_INSTALLED = re.compile(r"WALinuxAgent-(\S+)")
 # Where a Debian VM's system-wide proxy is usually set, in the order they are reported.
 SYSTEM_PROXY_FILES = "/etc/environment /etc/profile.d/*.sh /etc/apt/apt.conf /etc/apt/apt.conf.d/*"
 _ENV_PROXY = re.compile(
@@ -44,7 +63,8 @@ def parse_conf(text: str) -> dict[str, str]:
 
 
 def waagent_conf(host: GuestHost, facts: GuestFacts) -> CheckResult:
-    """``Extensions.Enabled`` (default y) and ``Provisioning.Agent`` (default auto)."""
+    """``Extensions.Enabled`` (default y) and ``Provisioning.Agent`` (default auto), as
+    the installed agent's version reads them."""
     check = "guest.waagent_conf"
     text = read_file(host, CONF)
     if text is None:
@@ -56,11 +76,36 @@ def waagent_conf(host: GuestHost, facts: GuestFacts) -> CheckResult:
     problems = []
     if extensions.lower() == "n":
         problems.append("extension processing is disabled, so no extension runs")
-    if provisioning.lower() != "auto":
-        problems.append("Azure Backup needs Provisioning.Agent=auto")
+    version = installed_agent(host)
+    if version is not None and not at_least(version, PROVISIONING_AGENT_SINCE):
+        shown += f" (WALinuxAgent {version} predates Provisioning.Agent and ignores it)"
+    else:
+        problem = provisioning_problem(provisioning)
+        if problem:
+            problems.append(problem)
     if problems:
         return CheckResult.fail(check, f"{shown}: {'; '.join(problems)}")
     return CheckResult.ok(check, shown)
+
+
+def provisioning_problem(value: str) -> str | None:
+    """Why ``Provisioning.Agent=<value>`` is a problem for Azure Backup, if it is."""
+    if value in PROVISIONING_AGENT_FINE:
+        return None
+    if value == "disabled":
+        return "provisioning is disabled; Azure Backup needs Provisioning.Agent=auto"
+    known = ", ".join(PROVISIONING_AGENT_VALUES)
+    return (
+        f"{value!r} is not a value the agent knows ({known}, as written): it skips "
+        "provisioning; Azure Backup needs Provisioning.Agent=auto"
+    )
+
+
+def installed_agent(host: GuestHost) -> str | None:
+    """The installed agent's version (``WALinuxAgent-<ver>`` of ``waagent --version``):
+    the daemon, which reads the provisioning settings, runs the installed package."""
+    found = _INSTALLED.search(host.run("waagent --version 2>&1").stdout)
+    return found.group(1) if found else None
 
 
 @dataclass(frozen=True)

@@ -10,88 +10,70 @@ new DHCP answer tells it the new one. Cause 1: the extension must reach storage
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 
 from checks.context import GuestFacts
 from checks.host import GuestHost, quote, read_file, tcp_connect
 from checks.in_guest.config import agent_proxy_setting
+from checks.in_guest.leases import dhclient_option_245
+from checks.in_guest.netstack import INTERFACE, StackState, network_stack
 from checks.result import CheckResult
 
-INTERFACE = "eth0"
 ENDPOINT_FILE = "/var/lib/waagent/WireServerEndpoint"
-LEASE_GLOB = "/var/lib/dhcp/dhclient*.leases"
-_IFACE = re.compile(rf"^\s*iface\s+{INTERFACE}\s+inet\s+(\S+)", re.MULTILINE)
 _DHCP_PORT = re.compile(r"-p udp\b.*--(dport|sport) (67|68)\b")
-_OPTION_245 = re.compile(r"option\s+unknown-245\s+([0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2}){3})\s*;")
+
+# Kept under its old name: runbooks and tests decode dhclient leases with it.
+option_245_address = dhclient_option_245
 
 
 @dataclass(frozen=True)
 class DhcpState:
-    method: str | None  # ifupdown's "dhcp" / "static" / ...; None: no stanza found
-    source: str
-    client_running: bool
-    lease_file: str | None
-    option_245: str | None
-    firewall: tuple[str, ...] = ()  # guest iptables rules dropping DHCP (udp 67/68)
+    """eth0's addressing (:class:`~checks.in_guest.netstack.StackState`) and the guest
+    firewall rules that drop DHCP (udp 67/68): those also stop the agent's own DHCP
+    request, its way to option 245 when it reads no lease."""
 
-
-def option_245_address(lease_text: str) -> str | None:
-    """The WireServer address from the last ``option unknown-245 a:b:c:d;`` in a lease."""
-    found = _OPTION_245.findall(lease_text)
-    if not found:
-        return None
-    return str(ipaddress.IPv4Address(bytes(int(part, 16) for part in found[-1].split(":"))))
+    stack: StackState
+    firewall: tuple[str, ...] = ()
 
 
 def dhcp_state(host: GuestHost) -> DhcpState:
-    conf = host.run(
-        "grep -H -E '^[[:space:]]*iface[[:space:]]' "
-        "/etc/network/interfaces /etc/network/interfaces.d/* 2>/dev/null"
-    )
-    method, source = None, "no ifupdown stanza for eth0"
-    for line in conf.stdout.splitlines():
-        path, _, stanza = line.partition(":")
-        match = _IFACE.match(stanza)
-        if match:
-            method, source = match.group(1), path
-    procs = host.run("ps -eo args=")
-    client = any(
-        re.search(r"\b(dhclient|dhcpcd|udhcpc)\b", args) and INTERFACE in args
-        for args in procs.stdout.splitlines()
-    )
-    newest = host.run(f"ls -1t {LEASE_GLOB} 2>/dev/null | head -n 1").stdout.strip() or None
-    option = option_245_address(read_file(host, newest) or "") if newest else None
     rules = host.run("iptables -S 2>/dev/null").stdout.splitlines()
     blocking = tuple(
         rule for rule in rules if _DHCP_PORT.search(rule) and re.search(r"-j (DROP|REJECT)", rule)
     )
-    return DhcpState(method, source, client, newest, option, blocking)
+    return DhcpState(network_stack(host), blocking)
 
 
 def dhcp(host: GuestHost, facts: GuestFacts) -> CheckResult:
-    """eth0 configured by DHCP (ifupdown ``inet dhcp``), a DHCP client running for it, a
-    lease that carries option 245, and no guest firewall rule dropping DHCP."""
+    """eth0 configured by DHCP in whichever stack manages it (ifupdown ``inet dhcp``,
+    systemd-networkd/netplan ``DHCP=ipv4``, NetworkManager ``ipv4.method auto``), its DHCP
+    client running, a lease that carries option 245, and no guest firewall rule
+    dropping DHCP."""
     check = "guest.dhcp"
     state = dhcp_state(host)
-    parts = [
-        f"{INTERFACE}: inet {state.method} ({state.source})" if state.method else state.source,
-        f"DHCP client {'running' if state.client_running else 'not running'}",
-    ]
-    if state.lease_file is None:
-        parts.append("no DHCP lease file")
-    elif state.option_245 is None:
-        parts.append(f"{state.lease_file} has no option 245")
+    stack = state.stack
+    if stack.method:
+        configured = f"{INTERFACE}: {stack.stack} {stack.method} ({stack.source})"
     else:
-        parts.append(f"{state.lease_file}: option 245 = {state.option_245}")
+        configured = stack.source
+    parts = [
+        configured,
+        f"DHCP client {'running' if stack.client_running else 'not running'} ({stack.client})",
+    ]
+    if stack.lease is None:
+        parts.append("no DHCP lease")
+    elif stack.option_245 is None:
+        parts.append(f"{stack.lease} has no option 245")
+    else:
+        parts.append(f"{stack.lease}: option 245 = {stack.option_245}")
     if state.firewall:
         parts.append(f"guest firewall drops DHCP: {' | '.join(state.firewall)}")
     detail = "; ".join(parts)
     healthy = (
-        state.method in (None, "dhcp")
-        and state.client_running
-        and state.option_245 is not None
+        stack.dhcp is not False
+        and stack.client_running
+        and stack.option_245 is not None
         and not state.firewall
     )
     return CheckResult.ok(check, detail) if healthy else CheckResult.fail(check, detail)

@@ -74,3 +74,27 @@ def test_proxy_host_without_port_is_ignored_by_the_agent() -> None:
     host = healthy_host().file("/etc/waagent.conf", HEALTHY_CONF + "HttpProxy.Host=px\n")
     result = agent_proxy(host, FACTS)
     assert not result.passed and "without a numeric HttpProxy.Port" in result.detail
+
+
+def _with_provisioning(value: str) -> str:
+    return HEALTHY_CONF.replace("Provisioning.Agent=auto", f"Provisioning.Agent={value}")
+
+
+def test_provisioning_by_cloud_init_or_waagent_is_fine() -> None:
+    for value in ("cloud-init", "waagent"):
+        host = healthy_host().file("/etc/waagent.conf", _with_provisioning(value))
+        result = waagent_conf(host, FACTS)
+        assert result.passed and f"Provisioning.Agent={value}" in result.detail
+
+
+def test_provisioning_value_the_agent_does_not_know_fails() -> None:
+    host = healthy_host().file("/etc/waagent.conf", _with_provisioning("Auto"))
+    result = waagent_conf(host, FACTS)
+    assert not result.passed and "'Auto' is not a value the agent knows" in result.detail
+
+
+def test_agent_older_than_provisioning_agent_ignores_it() -> None:
+    host = healthy_host().file("/etc/waagent.conf", _with_provisioning("disabled"))
+    host.on("waagent --version", "WALinuxAgent-2.2.44 running on debian 10\nPython: 3.7.3\n")
+    result = waagent_conf(host, FACTS)
+    assert result.passed and "predates Provisioning.Agent" in result.detail
