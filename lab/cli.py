@@ -21,11 +21,13 @@ from lab import signals
 from lab.cli_diagnose import diagnose
 from lab.cli_nsg import nsg
 from lab.cli_run import inject, run
+from lab.cli_scenario import scenario
 from lab.errors import SnaplabError
 from lab.extension.protocol import HANDLER_NAME
 from lab.provision import backups, engine, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
+from lab.provision.guest_variants import GUEST_VARIANTS
 from lab.provision.spec import DEFAULT_LAB, lab_spec
 from lab.runner import env_exports, provision_scenario
 from lab.scenario import load_scenario
@@ -93,8 +95,9 @@ def setup() -> None:
     "--vm",
     "vms",
     multiple=True,
-    metavar="NAME[:agent=VERSION]",
-    help=f"A guest VM (repeatable; agents: {', '.join(images.AGENT_FLAVORS)}).",
+    metavar="NAME[:agent=VERSION,guest=VARIANT]",
+    help=f"A guest VM (repeatable; agents: {', '.join(images.AGENT_FLAVORS)}; "
+    f"guest variants: {', '.join(GUEST_VARIANTS)}).",
 )
 @click.option(
     "--scenario",
@@ -338,7 +341,7 @@ def _print_status(result: dict[str, Any]) -> None:
         )
 
 
-for command in (run, inject, diagnose, nsg):
+for command in (run, inject, diagnose, nsg, scenario):
     cli.add_command(command)
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from lab.platform.backup.codes import BY_CODE
+from lab.provision.guest_variants import GUEST_VARIANTS
 from lab.provision.images import AGENT_FLAVORS
 
 ID_PATTERN = r"^[a-z][a-z0-9-]*$"
@@ -30,6 +31,12 @@ def _agent_version(value: Any) -> Any:
     return value
 
 
+def _guest_variant(value: Any) -> Any:
+    if isinstance(value, str) and value not in GUEST_VARIANTS:
+        raise ValueError(f"{value!r} is not one of {', '.join(GUEST_VARIANTS)}")
+    return value
+
+
 def _backup_error(value: Any) -> Any:
     if isinstance(value, str) and value not in BY_CODE:
         raise ValueError(f"{value!r} is not an Azure Backup error code ({', '.join(BY_CODE)})")
@@ -37,6 +44,7 @@ def _backup_error(value: Any) -> Any:
 
 
 AgentVersion = Annotated[str, BeforeValidator(_agent_version)]
+GuestVariantName = Annotated[str, BeforeValidator(_guest_variant)]
 BackupErrorCode = Annotated[str, BeforeValidator(_backup_error)]
 Text = Annotated[str, Field(min_length=1)]
 
@@ -65,12 +73,17 @@ class Fidelity(_Strict):
 class VmDecl(_Strict):
     name: Annotated[str, Field(pattern=VM_NAME_PATTERN)]
     agent: AgentVersion
+    # A guest variant (lab.provision.guest_variants); absent: the base Debian guest.
+    guest: GuestVariantName | None = None
 
 
 class FaultDecl(_Strict):
     fault: Text
     vm: Text
     params: dict[str, Any] = Field(default_factory=dict)
+    # Names the fault makes up (a unit, a file, a version) that a customer's VM would not
+    # tell an engineer in advance: the runbook lint refuses a step that names one.
+    artefacts: list[Text] = Field(default_factory=list)
 
 
 class Expect(_Strict):
