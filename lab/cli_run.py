@@ -126,7 +126,7 @@ class RunProgress:
     multiple=True,
     metavar="V",
     help="Run every listed scenario (default: all) this way: catalog (the default), "
-    "without-fix, scale=N, agent=VERSION or agents (repeatable).",
+    "without-fix, scale=N, agent=VERSION, agents or guest=VARIANT (repeatable).",
 )
 @click.option(
     "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit."
@@ -172,7 +172,8 @@ def run(
     (must name exactly the expected cause), runbook, backup (must complete), verify,
     teardown. A variant runs it another way: ``without-fix`` (the runbook without its
     fix steps; the next backup must still fail), ``scale=N`` (the lab's Azure clock at
-    N), ``agent=VERSION`` / ``agents`` (the scenario's agent_variants). ``ID@VARIANT``
+    N), ``agent=VERSION`` / ``agents`` (the scenario's agent_variants), ``guest=VARIANT``
+    (every VM on a guest variant: netplan, networkmanager, waagent-unit). ``ID@VARIANT``
     adds one item, e.g. ``agent-stopped@scale=60``. Exit 0 only if every item passed.
     """
     items = plan_run(scenario_ids, variants)

@@ -124,7 +124,7 @@ def _networkmanager(host: GuestHost) -> StackState | None:
     ).get("ipv4.method", "?")
     dhcp4 = host.run(f"nmcli -t -f DHCP4 device show {INTERFACE} 2>/dev/null").stdout
     option = nm_option_245(dhcp4)
-    lease = f"nmcli -f DHCP4 device show {INTERFACE}"
+    lease: str | None = f"nmcli -f DHCP4 device show {INTERFACE}"
     if option is None:  # NetworkManager's dhclient backend keeps a dhclient-format lease
         newest = _newest(host, f"{NM_LEASES}/*{INTERFACE}.lease")
         text = read_file(host, newest) if newest else None

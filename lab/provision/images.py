@@ -17,7 +17,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import docker
@@ -26,6 +26,7 @@ from docker.errors import APIError, BuildError, ImageNotFound
 from lab.errors import ImageBuildFailed, UnknownAgentVersion
 from lab.platform.package_mirror import source_line
 from lab.provision.apt_sources import Archive, machine_archive
+from lab.provision.guest_variants import GUEST_VARIANTS, guest_variant
 from lab.provision.labels import IMAGE_LABEL, RECIPE_LABEL
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -57,13 +58,18 @@ class Rootfs:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A finished image: a rootfs, a Dockerfile folder, build args and extra files."""
+    """A finished image: a rootfs, a Dockerfile folder, build args and extra files.
+
+    A recipe with a ``base`` is a layer on another recipe's image (its Dockerfile gets
+    the base image as build arg ``BASE``; ``rootfs`` is then the base's): guest variants
+    are built that way, on top of the base guest's recipe."""
 
     name: str
     rootfs: Rootfs
     context: str
     build_args: tuple[tuple[str, str], ...] = ()
     extra_files: tuple[tuple[Path, str], ...] = field(default=())
+    base: Recipe | None = None
 
     def files(self) -> list[tuple[str, Path]]:
         """(path in the build context, source file) pairs, sorted for a stable hash."""
@@ -85,6 +91,8 @@ class Recipe:
 
     def digest(self) -> str:
         h = hashlib.sha256(self.rootfs.digest().encode())
+        if self.base is not None:
+            h.update(self.base.digest().encode())
         h.update(json.dumps(self.build_args).encode())
         for arcname, path in self.files():
             h.update(arcname.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -141,7 +149,33 @@ def agent_flavor(version: str) -> AgentFlavor:
         raise UnknownAgentVersion(f"unknown agent version {version!r} (known: {known})") from None
 
 
-def guest_recipe(version: str) -> Recipe:
+def guest_image_name(version: str, variant: str | None = None) -> str:
+    """The recipe (and image) name of a guest: ``guest-2.7.3.0``, ``guest-2.7.3.0-netplan``."""
+    return f"guest-{version}" + (f"-{variant}" if variant else "")
+
+
+def guest_recipe(version: str, variant: str | None = None) -> Recipe:
+    """The guest with agent ``version``; with ``variant``, that guest reshaped as
+    :mod:`lab.provision.guest_variants` describes (the base guest's Dockerfile on the
+    variant's packages, then the variant's own layer)."""
+    base = _base_guest_recipe(version)
+    if variant is None:
+        return base
+    shape = guest_variant(variant)
+    packages = shape.packages(base.rootfs.packages)
+    under = base
+    if packages != base.rootfs.packages:
+        rootfs = replace(base.rootfs, name=guest_image_name(version, variant), packages=packages)
+        under = replace(base, name=f"{guest_image_name(version, variant)}-base", rootfs=rootfs)
+    return Recipe(
+        name=guest_image_name(version, variant),
+        rootfs=under.rootfs,
+        context=shape.context,
+        base=under,
+    )
+
+
+def _base_guest_recipe(version: str) -> Recipe:
     flavor = agent_flavor(version)
     rootfs = Rootfs(
         name=f"guest-{flavor.version}",
@@ -265,8 +299,23 @@ def storage_recipe() -> Recipe:
     return Recipe(name="storage", rootfs=rootfs, context="storage")
 
 
-def all_recipes(agent_versions: tuple[str, ...] = tuple(AGENT_FLAVORS)) -> list[Recipe]:
-    return [host_recipe(), storage_recipe(), *(guest_recipe(v) for v in agent_versions)]
+def all_recipes(
+    agent_versions: tuple[str, ...] = tuple(AGENT_FLAVORS),
+    variants: tuple[tuple[str, str], ...] = (),
+) -> list[Recipe]:
+    """The platform's images, the plain guests of ``agent_versions`` and the
+    ``(agent version, guest variant)`` guests asked for (variants only when asked)."""
+    return [
+        host_recipe(),
+        storage_recipe(),
+        *(guest_recipe(v) for v in agent_versions),
+        *(guest_recipe(agent, variant) for agent, variant in variants),
+    ]
+
+
+def variant_recipes() -> list[Recipe]:
+    """Every guest variant for every agent version: built only when used, but current."""
+    return [guest_recipe(a, v) for a in AGENT_FLAVORS for v in GUEST_VARIANTS]
 
 
 def image_exists(client: docker.DockerClient, tag: str) -> bool:
@@ -281,7 +330,9 @@ def ensure_image(client: docker.DockerClient, recipe: Recipe, report: Report) ->
     """Build ``recipe`` unless an image with its hash exists; return its tag."""
     if image_exists(client, recipe.tag):
         return recipe.tag
-    if not image_exists(client, recipe.rootfs.tag):
+    if recipe.base is not None:
+        ensure_image(client, recipe.base, report)
+    elif not image_exists(client, recipe.rootfs.tag):
         report(f"building root filesystem {recipe.rootfs.name} (mmdebstrap, {recipe.rootfs.suite})")
         _build_rootfs(client, recipe.rootfs)
     report(f"building image {recipe.name}")
@@ -337,6 +388,8 @@ def _mmdebstrap_argv(rootfs: Rootfs, archive: Archive, tarball: Path) -> list[st
 def _build_image(client: docker.DockerClient, recipe: Recipe) -> None:
     context = _context_tar(recipe)
     buildargs = {"ROOTFS": recipe.rootfs.tag, **dict(recipe.build_args)}
+    if recipe.base is not None:
+        buildargs["BASE"] = recipe.base.tag
     repository, tag = recipe.tag.split(":")
     try:
         client.images.build(
@@ -397,9 +450,16 @@ def prune_stale_images(client: docker.DockerClient, recipes: list[Recipe]) -> in
     """Remove snaplab images that no current recipe builds (older recipe hashes).
 
     Images are a cache keyed by recipe hash, so every recipe change leaves the previous
-    build behind; `setup` clears them so the cache does not grow without bound.
+    build behind; `setup` clears them so the cache does not grow without bound. The
+    current guest variants' images (built when a lab first used them) are kept too.
     """
-    wanted = {r.tag for r in recipes} | {r.rootfs.tag for r in recipes}
+    wanted: set[str] = set()
+    pending = [*recipes, *variant_recipes()]
+    while pending:
+        recipe = pending.pop()
+        wanted |= {recipe.tag, recipe.rootfs.tag}
+        if recipe.base is not None:
+            pending.append(recipe.base)
     removed = 0
     for image in client.images.list(filters={"label": IMAGE_LABEL}):
         tags = [t for t in image.tags if not t.endswith(":latest")]

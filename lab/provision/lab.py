@@ -34,7 +34,7 @@ from lab.provision.labels import (
     container_name,
 )
 from lab.provision.readiness import wait_for_disks, wait_until_ready
-from lab.provision.spec import LabSpec
+from lab.provision.spec import LabSpec, guest_images
 from lab.provision.state_dir import lab_dir, remove_lab_dir
 from lab.provision.tls import write_lab_tls
 
@@ -84,7 +84,7 @@ def up(client: docker.DockerClient, spec: LabSpec, report: Report) -> Roster:
     """Create the lab and wait until every guest agent reports Ready."""
     if spec.name in lab_names(client):
         raise LabExists(f"--lab {spec.name!r}: a lab with this name already exists")
-    wanted = images.all_recipes(tuple(sorted({vm.agent for vm in spec.vms})))
+    wanted = images.all_recipes(*guest_images(spec.vms))
     tags = {recipe.name: images.ensure_image(client, recipe, report) for recipe in wanted}
     try:
         return _create_lab(client, spec, tags, report)
@@ -125,10 +125,9 @@ def _create_lab(
     _wait_for_fabric(fabric, FabricClient(roster.fabric_ip))
     network.guard_platform(client, roster)  # before any guest boots
     report(f"booting {len(guests)} guest(s)")
-    for guest in guests:
-        containers.create_guest(
-            client, spec.name, guest, tags[f"guest-{guest.agent_version}"]
-        ).start()
+    for guest, vm in zip(guests, spec.vms, strict=True):
+        image = tags[images.guest_image_name(vm.agent, vm.guest)]
+        containers.create_guest(client, spec.name, guest, image).start()
         containers.open_guest(client, guest.container)
     report("starting the ARM twin")
     write_lab_tls(spec.name, lab_dir(spec.name))

@@ -1,13 +1,19 @@
-"""What a user asks for: a lab name and its VMs (``--vm NAME[:agent=VERSION]``)."""
+"""What a user asks for: a lab name and its VMs (``--vm NAME[:agent=VERSION,guest=VARIANT]``).
+
+``guest=VARIANT`` picks a guest variant (:mod:`lab.provision.guest_variants`): the same
+Debian guest with another distribution's network stack or agent unit name."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from lab.errors import BadInput
 from lab.platform.timescale import DEFAULT_TIME_SCALE
 from lab.platform.timescale import time_scale as default_time_scale
+from lab.provision.guest_variants import guest_variant
 from lab.provision.images import DEFAULT_AGENT, agent_flavor
 from lab.provision.labels import LAB_NAME_PATTERN, VM_NAME_PATTERN
 
@@ -19,6 +25,7 @@ MAX_GUESTS = 40
 class VmSpec:
     name: str
     agent: str = DEFAULT_AGENT
+    guest: str | None = None  # a guest variant; None: the base Debian guest
 
 
 @dataclass(frozen=True)
@@ -30,21 +37,54 @@ class LabSpec:
     time_scale: float = DEFAULT_TIME_SCALE
 
 
+class GuestImageWanted(Protocol):
+    """Anything naming a guest image: a :class:`VmSpec`, a scenario's VM declaration."""
+
+    @property
+    def agent(self) -> str: ...
+
+    @property
+    def guest(self) -> str | None: ...
+
+
+def guest_images(
+    vms: Iterable[GuestImageWanted],
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """``(agent versions of plain guests, (agent, variant) pairs)`` these VMs need, sorted
+    and without repeats: the arguments of :func:`lab.provision.images.all_recipes`."""
+    listed = list(vms)
+    plain = sorted({vm.agent for vm in listed if vm.guest is None})
+    variants = sorted({(vm.agent, vm.guest) for vm in listed if vm.guest is not None})
+    return tuple(plain), tuple(variants)
+
+
+def vm_option(name: str, agent: str, guest: str | None = None) -> str:
+    """The ``--vm`` text :func:`parse_vm` reads back: ``vm1:agent=2.7.3.0[,guest=netplan]``."""
+    return f"{name}:agent={agent}" + (f",guest={guest}" if guest else "")
+
+
 def parse_vm(text: str) -> VmSpec:
-    """Parse ``vm1`` or ``vm1:agent=2.2.47``; errors name the option and the bad part."""
+    """Parse ``vm1``, ``vm1:agent=2.2.47`` or ``vm1:agent=2.2.47,guest=netplan``; errors
+    name the option and the bad part."""
     name, _, options = text.partition(":")
     if not VM_NAME_PATTERN.match(name):
         raise BadInput(
             f"--vm {text!r}: VM name must be lowercase letters, digits and '-', "
             "starting with a letter, at most 15 characters"
         )
-    agent = DEFAULT_AGENT
+    agent, guest = DEFAULT_AGENT, None
     for option in filter(None, options.split(",")):
         key, sep, value = option.partition("=")
-        if key != "agent" or not sep or not value:
-            raise BadInput(f"--vm {text!r}: unknown option {option!r} (expected agent=VERSION)")
-        agent = agent_flavor(value).version
-    return VmSpec(name=name, agent=agent)
+        if key == "agent" and sep and value:
+            agent = agent_flavor(value).version
+        elif key == "guest" and sep and value:
+            guest = guest_variant(value, f"--vm {text!r}").name
+        else:
+            raise BadInput(
+                f"--vm {text!r}: unknown option {option!r} "
+                "(expected agent=VERSION or guest=VARIANT)"
+            )
+    return VmSpec(name=name, agent=agent, guest=guest)
 
 
 def lab_spec(name: str, vm_options: tuple[str, ...], time_scale: float | None = None) -> LabSpec:

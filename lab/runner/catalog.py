@@ -122,7 +122,7 @@ def run_catalog(
         scenarios=[_record(item, options.lab_prefix) for item in items],
     )
     began = time.monotonic()
-    drivers.prepare(sorted({vm.agent for item in items for vm in item.scenario.spec.vms}))
+    drivers.prepare([vm for item in items for vm in item.scenario.spec.vms])
     live = _LiveLabs()
     work: queue.SimpleQueue[tuple[RunItem, ScenarioRecord]] = queue.SimpleQueue()
     for pair in zip(items, journal.scenarios, strict=True):

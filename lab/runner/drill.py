@@ -12,7 +12,7 @@ from lab.faults import FaultTarget, fault_by_id
 from lab.platform.roster import Roster
 from lab.provision import backups
 from lab.provision import lab as labs
-from lab.provision.spec import lab_spec
+from lab.provision.spec import lab_spec, vm_option
 from lab.runner.drivers import DockerDrivers, Drivers, Report
 from lab.runner.engine import _run_phase, new_record
 from lab.runner.phases import PHASES, SETUP_PHASES, Phase, RunContext
@@ -71,11 +71,11 @@ def provision_scenario(
     client: docker.DockerClient, scenario: Scenario, lab: str, report: Report
 ) -> Roster:
     """``snaplab up --scenario``: the scenario's lab, broken and left running."""
-    lab_spec(lab, tuple(f"{vm.name}:agent={vm.agent}" for vm in scenario.spec.vms))
+    lab_spec(lab, tuple(vm_option(vm.name, vm.agent, vm.guest) for vm in scenario.spec.vms))
     if lab in labs.lab_names(client):
         raise LabExists(f"--lab {lab!r}: a lab with this name already exists")
     drivers = DockerDrivers(client, report)
-    drivers.prepare(sorted({vm.agent for vm in scenario.spec.vms}))
+    drivers.prepare(scenario.spec.vms)
     return prepare_lab(drivers, scenario, lab, report)
 
 

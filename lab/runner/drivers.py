@@ -24,7 +24,7 @@ from lab.provision import backups, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.lab import ArmEndpoint
-from lab.provision.spec import lab_spec
+from lab.provision.spec import guest_images, lab_spec, vm_option
 from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
 from lab.scenario import Scenario
 from lab.scenario_schema import VmDecl
@@ -46,7 +46,7 @@ class Diagnosis(Protocol):
 class Drivers(Protocol):
     """Everything a scenario run asks of the outside world."""
 
-    def prepare(self, agent_versions: Sequence[str]) -> None:
+    def prepare(self, vms: Sequence[VmDecl]) -> None:
         """Make what every lab of the run needs (images) once, before labs start."""
 
     def up(self, lab: str, vms: Sequence[VmDecl], time_scale: float) -> Roster:
@@ -99,12 +99,14 @@ class DockerDrivers:
         self.client = client
         self.report = report
 
-    def prepare(self, agent_versions: Sequence[str]) -> None:
-        for recipe in images.all_recipes(tuple(agent_versions)):
+    def prepare(self, vms: Sequence[VmDecl]) -> None:
+        for recipe in images.all_recipes(*guest_images(vms)):
             images.ensure_image(self.client, recipe, self.report)
 
     def up(self, lab: str, vms: Sequence[VmDecl], time_scale: float) -> Roster:
-        spec = lab_spec(lab, tuple(f"{vm.name}:agent={vm.agent}" for vm in vms), time_scale)
+        spec = lab_spec(
+            lab, tuple(vm_option(vm.name, vm.agent, vm.guest) for vm in vms), time_scale
+        )
         return labs.up(self.client, spec, lambda _: None)
 
     def down(self, lab: str) -> None:

@@ -10,7 +10,10 @@ A run is a list of :class:`RunItem`, a scenario and a :class:`Variant`:
   time scale's;
 - ``agent=VERSION``: every VM on that agent version, expecting what the scenario's
   ``agent_variants`` entry for it says;
-- ``agents``: one ``agent=`` item per ``agent_variants`` entry.
+- ``agents``: one ``agent=`` item per ``agent_variants`` entry;
+- ``guest=VARIANT``: every VM on that guest variant (:mod:`lab.provision.guest_variants`:
+  another distribution's network stack or agent unit name), expecting the scenario's own
+  error and diagnosis: proof that checks and faults hold on that guest.
 
 Text comes from the command line (``ID@VARIANT``, ``--variant V``); anything wrong is one
 :class:`~lab.errors.BadInput` line naming what was typed.
@@ -25,13 +28,14 @@ from typing import Literal
 
 from lab.errors import BadInput
 from lab.platform.timescale import time_scale
+from lab.provision.guest_variants import guest_variant
 from lab.provision.images import AGENT_FLAVORS
 from lab.runner.phases import PHASES, Phase
 from lab.runner.without_fix import WITHOUT_FIX_PHASES
 from lab.scenario import Scenario, load_scenarios, scenario_ids
 
-VariantKind = Literal["catalog", "without-fix", "scale", "agent", "agents"]
-FORMS = "catalog, without-fix, scale=N, agent=VERSION or agents"
+VariantKind = Literal["catalog", "without-fix", "scale", "agent", "agents", "guest"]
+FORMS = "catalog, without-fix, scale=N, agent=VERSION, agents or guest=VARIANT"
 # Each variant's lifecycle (``agents`` only ever stands for ``agent=`` items).
 LIFECYCLES: dict[VariantKind, tuple[Phase, ...]] = {
     "catalog": PHASES,
@@ -39,6 +43,7 @@ LIFECYCLES: dict[VariantKind, tuple[Phase, ...]] = {
     "scale": PHASES,
     "agent": PHASES,
     "agents": PHASES,
+    "guest": PHASES,
 }
 
 
@@ -49,14 +54,18 @@ class Variant:
     kind: VariantKind
     scale: float | None = None
     agent: str | None = None
+    guest: str | None = None
 
     @property
     def name(self) -> str:
-        """The text that names it again: ``catalog``, ``scale=60``, ``agent=2.12.0.2``."""
+        """The text that names it again: ``catalog``, ``scale=60``, ``agent=2.12.0.2``,
+        ``guest=netplan``."""
         if self.kind == "scale":
             return f"scale={self.scale:g}"
         if self.kind == "agent":
             return f"agent={self.agent}"
+        if self.kind == "guest":
+            return f"guest={self.guest}"
         return self.kind
 
 
@@ -86,6 +95,8 @@ def parse_variant(text: str, where: str) -> Variant:
                 f"{where}: unknown agent version {value!r} (known: {', '.join(AGENT_FLAVORS)})"
             )
         return Variant("agent", agent=value)
+    if sep and key == "guest":
+        return Variant("guest", guest=guest_variant(value, where).name)
     raise BadInput(f"{where}: unknown variant {text!r} (expected {FORMS})")
 
 
@@ -125,6 +136,10 @@ def expand(
             wanted = f" for agent {variant.agent}" if variant.agent else ""
             raise BadInput(f"{where}: {_yaml(scenario)} has no agent_variants entry{wanted}")
         return [_agent_item(scenario, agent) for agent in agents]
+    if variant.kind == "guest":
+        vms = [vm.model_copy(update={"guest": variant.guest}) for vm in scenario.spec.vms]
+        changed = scenario.spec.model_copy(update={"vms": vms})
+        return [RunItem(replace(scenario, spec=changed), variant, time_scale())]
     scale = variant.scale if variant.scale is not None else time_scale()
     return [RunItem(scenario, variant, scale)]
 

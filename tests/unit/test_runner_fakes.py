@@ -167,8 +167,8 @@ class FakeDrivers:
         if name in self.fail_in:
             raise self.fail_in[name]
 
-    def prepare(self, agent_versions: Sequence[str]) -> None:
-        self._call("prepare", tuple(agent_versions))
+    def prepare(self, vms: Sequence[VmDecl]) -> None:
+        self._call("prepare", tuple(sorted({vm.agent for vm in vms})))
 
     def up(self, lab: str, vms: Sequence[VmDecl], time_scale: float) -> Roster:
         self._call("up", lab)

@@ -1,0 +1,89 @@
+"""Guest variants: the lab's Debian guest shaped as other distributions configure it.
+
+The base guest is Debian as Azure's Debian images are: eth0 by DHCP through ifupdown and
+dhclient, the agent's unit ``walinuxagent.service``. Real VMs differ where the checks
+look: Ubuntu configures eth0 with netplan and systemd-networkd, RHEL with NetworkManager,
+and RHEL and SUSE name the agent's unit ``waagent.service``. A variant rebuilds that
+difference from Debian's own packages (the same suite and mirror as the base guest), so
+the checks and faults meet it for real:
+
+- ``netplan``: ``netplan.io`` and systemd-networkd instead of ifupdown and dhclient;
+  ``/etc/netplan/01-eth0.yaml`` says ``dhcp4: true``, netplan's generator turns it into a
+  ``.network`` file at boot and networkd is eth0's DHCP client (its lease, option 245
+  included, in ``/run/systemd/netif/leases/``).
+- ``networkmanager``: ``network-manager`` instead of ifupdown and dhclient; a keyfile
+  connection ``System eth0`` with ``ipv4.method=auto`` (as RHEL's), NetworkManager's
+  internal DHCP client.
+- ``waagent-unit``: the agent package's unit diverted (``dpkg-divert``, so package
+  upgrades follow) to ``waagent.service``, with the lab's drop-ins; no
+  ``walinuxagent.service`` remains.
+
+In every variant the agent is Debian's package, so it runs its Debian code path
+(WALinuxAgent ``osutil/debian.py``): it reads only dhclient's lease files, finds none on
+the netplan and NetworkManager variants, and asks for option 245 with its own DHCP
+request — what the agent does on any VM whose DHCP client keeps its lease where the
+agent's distribution code does not look (on Ubuntu before agent 2.10, on RHEL with
+NetworkManager's internal client).
+
+A variant's image is built on first use (``Recipe.base``: the base guest's Dockerfile on
+the variant's root filesystem, then the variant's own layer from
+``lab/images/guest-variants/<name>/``), never by ``snaplab setup``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lab.errors import BadInput
+
+
+@dataclass(frozen=True)
+class GuestVariant:
+    """One variant: what it stands for, and the base guest's packages it changes."""
+
+    name: str
+    summary: str
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+    @property
+    def context(self) -> str:
+        """Its Dockerfile folder under ``lab/images``."""
+        return f"guest-variants/{self.name}"
+
+    def packages(self, base: tuple[str, ...]) -> tuple[str, ...]:
+        """The root filesystem's packages: the base guest's, changed by this variant."""
+        return (*(p for p in base if p not in self.remove), *self.add)
+
+
+_DHCLIENT_STACK = ("ifupdown", "isc-dhcp-client")
+
+GUEST_VARIANTS: dict[str, GuestVariant] = {
+    v.name: v
+    for v in (
+        GuestVariant(
+            "netplan",
+            "eth0 by DHCP through netplan and systemd-networkd (as Ubuntu)",
+            add=("netplan.io",),
+            remove=_DHCLIENT_STACK,
+        ),
+        GuestVariant(
+            "networkmanager",
+            "eth0 by DHCP through NetworkManager (as RHEL)",
+            add=("network-manager",),
+            remove=_DHCLIENT_STACK,
+        ),
+        GuestVariant(
+            "waagent-unit", "the agent's systemd unit named waagent.service (as RHEL and SUSE)"
+        ),
+    )
+}
+
+
+def guest_variant(name: str, where: str = "guest") -> GuestVariant:
+    """The variant called ``name``; BadInput naming ``where`` and the known ones."""
+    try:
+        return GUEST_VARIANTS[name]
+    except KeyError:
+        known = ", ".join(GUEST_VARIANTS)
+        raise BadInput(f"{where}: unknown guest variant {name!r} (known: {known})") from None
