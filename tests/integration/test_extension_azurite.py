@@ -67,6 +67,8 @@ def test_the_worker_snapshots_real_page_blobs_in_azurite(azurite: str, tmp_path:
     listed = list(service.get_container_client("vhds").list_blobs(include=["snapshots"]))
     snapshots = [b.snapshot for b in listed if b.snapshot]
     assert [s.snapshot for s in result.snapshots] == snapshots
-    assert "disk 0" in layout.extension_log() and "2.00 GiB" in layout.extension_log()
+    log = layout.extension_log()
+    assert f"GetBlobProperties: index: 0 blobUri: {disk.split('?')[0]} contentLength: " in log
+    assert "(2.00 GiB)" in log and f"  Info  index: 0 blobUri: {disk.split('?')[0]} " in log
     uploaded = service.get_blob_client("status", "vm1.status").download_blob().readall()
     assert json.loads(uploaded) == layout.status(0)

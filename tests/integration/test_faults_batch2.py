@@ -149,7 +149,7 @@ def test_blocked_egress_proxy(drill: Drill) -> None:
     log = guest.run(
         "cat /var/log/azure/Microsoft.Azure.RecoveryServices.VMSnapshotLinux/extension.log"
     )
-    assert "storage calls through proxy http://proxy.snaplab.internal:3128" in log
+    assert "storage calls through HttpProxy http://proxy.snaplab.internal:3128," in log
     # Storage itself stays closed to the VM: the backup went through the proxy.
     direct = guest.run(
         f"curl -s -o /dev/null -m 5 -w '%{{http_code}}' http://{drill.roster.storage_ip}:10000/"

@@ -48,7 +48,7 @@ def test_enable_writes_transitioning_and_hands_the_task_to_a_worker(layout: Gues
     assert job.task.seq == 3
     assert job.task.protected.disk_sas_uris == tuple(DISKS)
     assert (layout.handler_dir / "mrseq").read_text() == "3"
-    assert "starting the worker" in layout.extension_log()
+    assert "starting the daemon" in layout.extension_log()
 
 
 def test_invalid_settings_end_in_an_error_status_not_a_failed_command(layout: GuestLayout) -> None:
@@ -95,7 +95,7 @@ def test_a_sequence_number_is_enabled_once(layout: GuestLayout) -> None:
     layout.write_task(1, DISKS, STATUS_BLOB, task_id="a")
     assert len(enable(layout, {"ConfigSequenceNumber": "1"})) == 1
     assert enable(layout, {"ConfigSequenceNumber": "1"}) == []
-    assert "already handled (mrseq)" in layout.extension_log()
+    assert "the sequence number are same, so skip, current:1== last:1" in layout.extension_log()
 
 
 def test_a_repeated_task_id_is_not_run_again_and_gets_no_status(layout: GuestLayout) -> None:
@@ -193,8 +193,8 @@ def test_install_prepares_etc_azure_and_every_command_exits_0(tmp_path: Path) ->
         assert cli.main([operation], env, layout.handler_dir) == 0
     assert (layout.root / "etc/azure").is_dir()
     log = layout.extension_log()
-    for operation in ("install:", "update:", "disable:", "uninstall:"):
-        assert operation in log
+    for operation in ("install", "update", "disable", "uninstall"):
+        assert f"]starting {operation}: {protocol.HANDLER_NAME} version " in log
 
 
 def test_unknown_operation_is_a_usage_error(layout: GuestLayout) -> None:

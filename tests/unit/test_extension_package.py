@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import time
 import zipfile
@@ -144,13 +145,20 @@ def test_enable_returns_at_once_and_the_detached_worker_finishes(tmp_path: Path)
         ]
         wait_for(lambda: b'"success"' in (storage.blob(status_blob) or b""), 5)
 
-    shell_log = (layout.log_folder / "shell.log").read_text()
-    assert "operation 'enable'" in shell_log
-    assert "ConfigSequenceNumber=2" in shell_log
-    assert "main/handle.py enable exited 0" in shell_log
+    shell_log = (layout.log_folder / "shell.log").read_text().splitlines()
+    # The real handle.sh's shape: `date -u`, "- ", the message.
+    assert all(
+        re.fullmatch(r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d UTC \d{4}- .+", line)
+        for line in shell_log
+    )
+    messages = [line.split("- ", 1)[1] for line in shell_log]
+    assert "The command is install" in messages
+    assert "ConfigSequenceNumber from environment variable seqNo:2" in messages
+    assert any(m.startswith("python3 path exists") for m in messages)
+    assert messages[-1] == "0 returned from handle.py"
     log = layout.extension_log()
     assert "pre-script output: pre done" in log
-    assert "verdict: success code 0" in log
-    enable_pid = next(line for line in log.splitlines() if "starting the worker" in line)
-    worker_pid = next(line for line in log.splitlines() if "worker started" in line)
-    assert enable_pid.split("[pid ")[1] != worker_pid.split("[pid ")[1]
+    assert "]Enable,success,0,Enable Succeeded with App Consistent Snapshot\n" in log
+    enable_pid = re.search(r"enable pid (\d+): starting the daemon", log)
+    worker_pid = re.search(r"starting daemon for freezing the file system: pid (\d+)", log)
+    assert enable_pid and worker_pid and enable_pid[1] != worker_pid[1]

@@ -75,7 +75,13 @@ def test_success_snapshots_every_disk_and_reports_them(
     blob_put = [r for r in storage.requests("PUT") if r.path.endswith("vm1.status")][-1]
     assert blob_put.headers["x-ms-blob-type"] == "BlockBlob"
     log = layout.extension_log()
-    for expected in ("[task t-ok]", "disk 0", "disk 1", "consistency step: hashed", "verdict"):
+    for expected in (
+        "]taskId: t-ok\n",
+        f"  Info  index: 0 blobUri: {disks[0].split('?')[0]} \n",
+        f"  Info  index: 1 blobUri: {disks[1].split('?')[0]} \n",
+        "  Info  T:S freeze result , timedout :False \n",
+        "]Enable,success,1,Enable Succeeded\n",
+    ):
         assert expected in log
 
 
@@ -316,7 +322,9 @@ def test_storage_calls_go_through_the_agents_http_proxy(
     assert ("HEAD", disk) in targets
     assert ("PUT", disk + "&comp=snapshot") in targets
     assert ("PUT", blob) in targets
-    assert f"through proxy http://127.0.0.1:{proxy.port}" in layout.extension_log()
+    assert f"storage calls through HttpProxy http://127.0.0.1:{proxy.port}," in (
+        layout.extension_log()
+    )
 
 
 def test_environment_proxies_are_ignored(
@@ -373,7 +381,7 @@ def test_the_log_is_uploaded_to_the_logs_blob(layout: GuestLayout, storage: Fake
     backup(layout)
     uploaded = storage.blob(logs)
     assert uploaded is not None
-    assert b"verdict: success code 1" in uploaded
+    assert b"  Info  Enable,success,1,Enable Succeeded \n" in uploaded
 
 
 def test_consistency_work_is_proportional_to_disk_size() -> None:
@@ -454,7 +462,7 @@ def test_storage_calls_time_out_on_the_lab_clock(layout: GuestLayout, black_hole
     assert 6.5 < took < 20
     log = layout.extension_log()
     assert "each timing out after 10 s on Azure's clock = 1 s in the lab" in log
-    assert "cannot write status to the status blob (try 3 of 3)" in log
+    assert f"cannot write status to the status blob {status_blob.split('?')[0]} (try 3 of 3)" in log
 
 
 def test_a_script_timeout_is_azure_seconds_on_the_lab_clock(
@@ -516,5 +524,6 @@ def test_the_freeze_waits_run_on_the_lab_clock(
     log = layout.extension_log()
     assert f"time scale {scale:g}" in log
     assert "SafeFreezeWaitInSeconds" in log
-    held = [line for line in log.splitlines() if "freeze timeout" in line]
-    assert held and f"= {hold} in the lab" in held[0]
+    [held] = [line for line in log.splitlines() if "]T:S freeze, timeout value " in line]
+    assert f"= {hold} in the lab" in held.split("; SafeFreezeWaitInSeconds")[0]
+    assert f"= {wait:g} s in the lab" in held.split("; SafeFreezeWaitInSeconds")[1]

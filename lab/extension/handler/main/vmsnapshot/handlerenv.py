@@ -16,9 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import protocol
+from .log import ExtensionLog, log_prefix
 
 SEQ_ENV = "ConfigSequenceNumber"
 VERSION_ENV = "AZURE_GUEST_AGENT_EXTENSION_VERSION"
+# HandlerEnvironment.json's own schema version, which the agent writes as 1.0; the real
+# extension puts it (not the handler's version) in every log line's prefix.
+DEFAULT_ENVIRONMENT_VERSION = "1.0"
 
 
 class HandlerEnvironmentError(Exception):
@@ -33,6 +37,7 @@ class HandlerContext:
     log_folder: Path
     config_folder: Path
     status_folder: Path
+    environment_version: str = DEFAULT_ENVIRONMENT_VERSION
 
     @classmethod
     def load(cls, handler_dir: Path, environ: Mapping[str, str] = os.environ) -> HandlerContext:
@@ -49,6 +54,7 @@ class HandlerContext:
                 log_folder=Path(env["logFolder"]),
                 config_folder=Path(env["configFolder"]),
                 status_folder=Path(env["statusFolder"]),
+                environment_version=str(doc.get("version") or DEFAULT_ENVIRONMENT_VERSION),
             )
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise HandlerEnvironmentError(f"cannot use {path}: {exc}") from exc
@@ -56,6 +62,10 @@ class HandlerContext:
     @property
     def extension_log(self) -> Path:
         return self.log_folder / "extension.log"
+
+    def log(self) -> ExtensionLog:
+        """A writer for ``extension.log`` with the real extension's line prefix."""
+        return ExtensionLog(self.extension_log, log_prefix(self.name, self.environment_version))
 
     def settings_file(self, seq: int) -> Path:
         return self.config_folder / f"{seq}.settings"
@@ -66,15 +76,20 @@ class HandlerContext:
     def current_seq(self, environ: Mapping[str, str] = os.environ) -> int | None:
         """The sequence number to act on: the agent's ``ConfigSequenceNumber`` when it
         exports one, else the newest ``<seq>.settings`` (by mtime, then by number)."""
-        exported = environ.get(SEQ_ENV, "").strip()
-        if exported.lstrip("-").isdigit() and int(exported) >= 0:
-            return int(exported)
+        if self.seq_from_environment(environ):
+            return int(environ[SEQ_ENV].strip())
         newest: tuple[float, int] | None = None
         for path in self.config_folder.glob("*.settings"):
             if path.stem.isdigit():
                 key = (path.stat().st_mtime, int(path.stem))
                 newest = key if newest is None or key > newest else newest
         return None if newest is None else newest[1]
+
+    @staticmethod
+    def seq_from_environment(environ: Mapping[str, str] = os.environ) -> bool:
+        """Whether the agent exported a usable ``ConfigSequenceNumber``."""
+        exported = environ.get(SEQ_ENV, "").strip()
+        return exported.lstrip("-").isdigit() and int(exported) >= 0
 
     def set_aside_other_files(self, seq: int) -> list[str]:
         """Rename other sequence numbers' ``N.settings``/``N.status`` to ``N_settings``/

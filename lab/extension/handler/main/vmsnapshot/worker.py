@@ -16,10 +16,19 @@ The final status goes to ``status/<seq>.status`` and to the status blob (up to t
 tries, as the real extension's blob writer makes). Every wait runs on the task's clock:
 the time scale in its public settings (absent = 1, Azure's own), applied to the table of
 Azure durations the platform uses too (:mod:`.durations`).
+
+Its log lines use the real daemon's words where it logs the same event
+(``VMBackup/main/handle.py``, ``HttpUtil.py``, ``blobwriter.py``): ``starting daemon for
+freezing the file system``, ``The command snapshot is being validated``, ``removing the
+protected settings``, ``Creating HttpUtil``, ``cannot write status to the status blob``,
+``blob written succesfully`` (sic), ``the logs blob uri is not there, so do not upload
+log.``; every status written is logged as :func:`.status.report` says. The durations it
+waits for are logged in Azure seconds and lab seconds.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from dataclasses import dataclass
@@ -32,8 +41,8 @@ from .log import ExtensionLog
 from .paths import GuestPaths
 from .settings import Task, strip_protected_settings
 from .snapshot import PhaseResult, take_snapshots, too_late
-from .status import write_status
-from .storage import StorageClient, StorageFailure
+from .status import report
+from .storage import StorageClient, StorageFailure, without_sas
 
 IN_PROGRESS_MESSAGE = "Transitioning state in extension"
 # Precheck codes that only mean "no scripts were set up".
@@ -64,14 +73,15 @@ class Reporter:
         self.job, self.client, self.conf, self.log = job, client, conf, log
 
     def report(self, result: protocol.SnapshotResult) -> None:
-        body = write_status(self.job.ctx, self.job.task.seq, result)
-        self.log.info(f"status file {self.job.ctx.status_file(self.job.task.seq)}: {result.status}")
+        body = report(self.job.ctx, self.job.task.seq, result, self.log)
         self._upload("status", self.job.task.protected.status_blob_uri, body, "application/json")
 
     def upload_log(self) -> None:
         uri = self.job.task.protected.logs_blob_uri
-        if uri:
-            self._upload("log", uri, self.log.text().encode("utf-8"), "text/plain")
+        if not uri:
+            self.log.info("the logs blob uri is not there, so do not upload log.")
+            return
+        self._upload("log", uri, self.log.text().encode("utf-8"), "text/plain")
 
     def _upload(self, what: str, uri: str, body: bytes, content_type: str) -> None:
         if not self.conf.upload_status_and_log:
@@ -83,55 +93,63 @@ class Reporter:
                 self.client.put_block_blob(uri, body, content_type)
             except StorageFailure as exc:
                 self.log.warning(
-                    f"cannot write {what} to the {what} blob (try {attempt} of {tries}): {exc}"
+                    f"cannot write {what} to the {what} blob {without_sas(uri)} "
+                    f"(try {attempt} of {tries}): {exc}"
                 )
                 continue
-            self.log.info(f"{what} blob written ({len(body)} bytes)")
+            self.log.info(f"{what} blob written succesfully ({len(body)} bytes)")
             return
 
 
 def run(job: Job) -> protocol.SnapshotResult:
     """Do the task and report it; returns the final result."""
     started = time.monotonic()
-    log = ExtensionLog(job.ctx.extension_log, job.task.public.task_id)
+    log = job.ctx.log()
+    task = job.task
     log.info(
-        f"worker started for seq {job.task.seq} ({job.ctx.name} {job.ctx.version}), "
-        f"{len(job.task.protected.disk_sas_uris)} disk(s)"
+        f"starting daemon for freezing the file system: pid {os.getpid()}, taskId "
+        f"{task.public.task_id}, seq {task.seq}, {len(task.protected.disk_sas_uris)} disk(s), "
+        f"{job.ctx.name} version {job.ctx.version}"
     )
     conf = BackupConf.load(job.paths.vmbackup_conf)
     if conf.problem:
         log.warning(conf.problem)
-    uploads = "on" if conf.upload_status_and_log else "off"
     log.info(
-        f"vmbackup.conf [SnapshotThread] {conf.values or '(none)'}: timeout "
-        f"{conf.freeze_timeout} s, SafeFreezeWaitInSeconds {conf.safe_freeze_wait} s "
-        f"(Azure seconds), status/log upload {uploads}"
+        f"configfile {job.paths.vmbackup_conf} [SnapshotThread] {conf.values or '(none)'}: "
+        f"timeout {conf.freeze_timeout}, SafeFreezeWaitInSeconds {conf.safe_freeze_wait} "
+        f"(Azure seconds), UploadStatusAndLog {conf.upload_status_and_log}"
     )
     proxy, problem = agent_proxy(read_agent_conf(job.paths.waagent_conf))
     if problem:
         log.warning(problem)
-    scale = job.task.public.time_scale
+    scale = task.public.time_scale
     call = durations.STORAGE_CALL_TIMEOUT
-    log.info(
-        f"storage calls {'through proxy ' + proxy if proxy else 'direct (no HttpProxy)'}, "
-        f"each timing out after {call.describe(scale)}"
+    route = (
+        f"storage calls through HttpProxy {proxy}"
+        if proxy
+        else "no HttpProxy in waagent.conf, storage calls go direct"
     )
+    log.info(f"Creating HttpUtil: {route}, each timing out after {call.describe(scale)}")
     client = StorageClient(proxy, timeout=call.lab_seconds(scale))
     reporter = Reporter(job, client, conf, log)
-    if strip_protected_settings(job.ctx.settings_file(job.task.seq)):
-        log.info("protected settings removed from the settings file")
-    reporter.report(in_progress(job.task.public.task_id))
+    log.info(f"The command {task.public.command} is being validated")
+    if strip_protected_settings(job.ctx.settings_file(task.seq)):
+        log.info("removing the protected settings")
+    reporter.report(in_progress(task.public.task_id))
     try:
         result = _backup(job, client, conf, log)
     except Exception as exc:  # the task must end with a status, whatever happened
-        log.error(f"unexpected failure: {traceback.format_exc()}")
-        result = protocol.SnapshotResult(
-            job.task.public.task_id, "error", protocol.CODE_ERROR, f"Enable failed. {exc!r}"
+        log.error(
+            f"Failed to enable the extension with error: {exc}, stack trace: "
+            f"{traceback.format_exc()}"
         )
+        result = protocol.SnapshotResult(
+            task.public.task_id, "error", protocol.CODE_ERROR, f"Enable failed. {exc!r}"
+        )
+    name = protocol.CODE_NAMES.get(result.code, "?")
     log.info(
-        f"verdict: {result.status} code {result.code} "
-        f"({protocol.CODE_NAMES.get(result.code, '?')}) after "
-        f"{time.monotonic() - started:.2f} s: {result.message}"
+        f"daemon done after {time.monotonic() - started:.2f} s: {result.status}, code "
+        f"{result.code} ({name})"
     )
     reporter.report(result)
     reporter.upload_log()
