@@ -83,7 +83,7 @@ def test_agent_stopped_stops_the_service_and_waits_for_both_processes() -> None:
     recorder = target()
     fault_by_id("agent-stopped").inject(recorder)
     (script,) = recorder.scripts
-    assert "systemctl stop walinuxagent" in script
+    assert 'systemctl stop "$agent_unit"' in script  # the daemon's own unit (ps -o unit=)
     assert "waagent -(daemon|run-exthandlers)" in script
     assert syntax_ok(script)
 
