@@ -4,6 +4,7 @@ real blob snapshots in Azurite; a dead agent ends in the snapshot sub-task timeo
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -86,6 +87,17 @@ def test_handler_lives_where_the_real_one_does(agents_lab: RunningLab, vm: str, 
     assert status[0]["status"]["status"] == "success"
     for log in ("extension.log", "shell.log"):
         assert host.file(f"{LOG_DIR}/{log}").size > 0
+    # The real extension's shapes, with the HandlerEnvironment.json this agent wrote:
+    # "<utcnow> [<name>-1.0]<message>" and shell.log's "`date -u`- <message>".
+    extension_log = host.file(f"{LOG_DIR}/extension.log").content_string
+    prefix = f"[{HANDLER_NAME}-1.0]"
+    assert re.search(rf"^\S+ \S+ {re.escape(prefix)}starting enable: ", extension_log, re.M)
+    assert re.search(r"  Info  index: 0 blobUri: https?://\S+ $", extension_log, re.M)
+    assert re.search(rf"{re.escape(prefix)}Enable,success,[01],Enable Succeeded", extension_log)
+    shell_log = host.file(f"{LOG_DIR}/shell.log").content_string.splitlines()
+    assert re.fullmatch(
+        r"\w{3} \w{3} [ \d]\d [\d:]{8} UTC \d{4}- \d+ returned from handle.py", shell_log[-1]
+    )
 
 
 def test_stopped_agent_times_out_and_takes_no_snapshot(agents_lab: RunningLab) -> None:

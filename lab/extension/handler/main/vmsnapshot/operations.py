@@ -120,8 +120,8 @@ def enable(
 
 
 def log_settings(log: ExtensionLog, task: Task) -> None:
-    """What the settings asked for, by the schema's own key names (the SAS query of
-    every URI is left out, as the real extension never logs it)."""
+    """What the settings asked for, by the schema's own key names; URIs without their
+    SAS query, as the real extension's log lines show blob URIs."""
     public, protected = task.public, task.protected
     if task.thumbprint:
         log.info(f"protectedSettings decrypted with certificate {task.thumbprint}")
