@@ -19,6 +19,7 @@ import docker
 import lab
 from lab.errors import SnaplabError
 from lab.faults import FaultTarget, fault_by_id
+from lab.platform.arm.managed_identity import PATH as IDENTITY_PATH
 from lab.platform.roster import Roster
 from lab.provision import backups, images
 from lab.provision import lab as labs
@@ -172,7 +173,8 @@ class DockerDrivers:
             "extension.log": "shopt -s globstar nullglob; "
             "for f in /var/log/azure/**/extension.log; "
             f'do echo "== $f"; tail -n {GUEST_LOG_LINES} "$f"; done',
-            "journalctl -u walinuxagent": "journalctl -u walinuxagent --no-pager "
+            # Debian/Ubuntu name the agent's unit walinuxagent, RHEL/SUSE waagent.
+            "journalctl -u walinuxagent": "journalctl -u walinuxagent -u waagent --no-pager "
             f"-n {GUEST_LOG_LINES}",
         }
         logs = {}
@@ -204,10 +206,21 @@ def _follow(
 
 
 def env_exports(arm: ArmEndpoint) -> dict[str, str]:
-    """What ``snaplab env`` exports: the Azure SDK pointed at the lab's ARM twin."""
+    """What ``snaplab env`` exports: the Azure SDK pointed at the lab's ARM twin.
+
+    Azure's own names where Azure has them: ``IDENTITY_ENDPOINT``/``IDENTITY_HEADER`` (a
+    managed identity, which ``DefaultAzureCredential`` and ``az login --identity`` find),
+    ``ARM_ENDPOINT`` (Resource Manager's URL, as Azure Stack Hub's SDK samples name it),
+    ``AZURE_SUBSCRIPTION_ID`` and ``AZURE_RESOURCE_GROUP``, the CA through
+    ``REQUESTS_CA_BUNDLE``. The ``SNAPLAB_*`` names stay for scripts written before.
+    """
     return {
-        "SNAPLAB_ARM_ENDPOINT": arm.url,
+        "ARM_ENDPOINT": arm.url,
+        "IDENTITY_ENDPOINT": f"{arm.url}{IDENTITY_PATH}",
+        "IDENTITY_HEADER": arm.token,
         "AZURE_SUBSCRIPTION_ID": arm.subscription_id,
+        "AZURE_RESOURCE_GROUP": arm.resource_group,
+        "SNAPLAB_ARM_ENDPOINT": arm.url,
         "SNAPLAB_RESOURCE_GROUP": arm.resource_group,
         "SNAPLAB_ARM_TOKEN": arm.token,
         "REQUESTS_CA_BUNDLE": arm.ca_file,
