@@ -4,6 +4,7 @@ SDKs use against a lab, one module per resource provider so the layout shows wha
     app                 the WSGI application: auth, routing, api-versions, errors, request ids
     conventions         ARM's shared conventions (error bodies, api-versions, scopes)
     provider            what a resource provider module gives the app (its routes)
+    managed_identity    the token endpoint DefaultAzureCredential and az --identity ask
     lro                 ARM's long-running operation protocol (202, polling, results)
     operations          the operations' records and threads
     compute             Microsoft.Compute: VMs, power, extensions

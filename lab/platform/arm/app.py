@@ -1,11 +1,12 @@
 """The ARM twin's WSGI application: what every request shares, whichever provider serves it.
 
-It authenticates the lab's bearer token, routes the URL to a resource provider
-(:mod:`~lab.platform.arm.compute` today, one module per provider), checks the
-api-version against the resource type's list, answers every refusal with ARM's error
-body and stamps each answer with ARM's request-id headers, so a user's logs and an SDK's
-``x-ms-request-id`` look as they would against Azure. No input makes it answer 500
-except a bug, which is logged and answered as ARM would (``InternalServerError``).
+It serves the lab's managed identity (:mod:`~lab.platform.arm.managed_identity`: how
+``DefaultAzureCredential`` gets the token), authenticates that bearer token, routes the
+URL to a resource provider (one module per provider), checks the api-version against
+the resource type's list, answers every refusal with ARM's error body and stamps each
+answer with ARM's request-id headers, so a user's logs and an SDK's ``x-ms-request-id``
+look as they would against Azure. No input makes it answer 500 except a bug, which is
+logged and answered as ARM would (``InternalServerError``).
 
 Two seams keep it testable without a lab: :class:`~lab.platform.arm.fabric.FabricClient`
 (the fabric's control API; :class:`~lab.platform.arm.fabric.HttpFabricClient` is the real
@@ -40,6 +41,8 @@ from lab.platform.arm.compute import ComputeProvider
 from lab.platform.arm.conventions import ArmError, authenticate, error_response
 from lab.platform.arm.extensions import EXTENSION_OPERATION_TIMEOUT
 from lab.platform.arm.fabric import FabricClient, FabricError
+from lab.platform.arm.managed_identity import PATH as IDENTITY_PATH
+from lab.platform.arm.managed_identity import token_response
 from lab.platform.arm.operations import OperationStore
 from lab.platform.arm.power import PowerBackend
 from lab.platform.arm.provider import Call, Route
@@ -110,6 +113,8 @@ class ArmTwin:
 
     def _respond(self, request: Request) -> Response:
         try:
+            if request.path == IDENTITY_PATH and request.method == "GET":
+                return token_response(request, self._token, self._fabric.roster().lab)
             authenticate(request, self._token)
             endpoint, args = self._urls.bind_to_environ(request.environ).match()
             route = self._routes[int(endpoint)]
