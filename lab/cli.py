@@ -22,6 +22,7 @@ from lab.cli_diagnose import diagnose
 from lab.cli_nsg import nsg
 from lab.cli_run import inject, run
 from lab.cli_scenario import scenario
+from lab.cli_ssh import ssh
 from lab.errors import SnaplabError
 from lab.extension.protocol import HANDLER_NAME
 from lab.provision import backups, engine, images
@@ -341,7 +342,7 @@ def _print_status(result: dict[str, Any]) -> None:
         )
 
 
-for command in (run, inject, diagnose, nsg, scenario):
+for command in (run, inject, diagnose, nsg, scenario, ssh):
     cli.add_command(command)
 
 

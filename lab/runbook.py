@@ -1,8 +1,9 @@
 """Runbooks: Markdown for people whose marked fences the runner executes, in order.
 
 A fence's info string says where its code runs: ``bash guest`` (in the scenario's first
-faulted VM, as root, ``bash -e``), ``bash guest vm=NAME`` (another VM), ``bash platform``
-(on the Docker host, with the lab's ``snaplab env`` exports) or ``python platform``; the
+faulted VM, over SSH as its admin and then root, as after ``sudo -i`` on an Azure VM,
+with ``bash -e``), ``bash guest vm=NAME`` (another VM), ``bash platform`` (on the Docker
+host, with the lab's ``snaplab env`` exports) or ``python platform``; the
 word ``fix`` after them (``bash guest fix``) marks a step that clears the cause, as opposed
 to one that looks or waits, so the runner can prove the runbook needs it (the
 ``without-fix`` variant runs the runbook without those steps). Any other fence is only
@@ -11,6 +12,8 @@ so fences inside lists, ``~~~`` fences and indented code behave as a reader sees
 
 Executing a runbook is what a person would do: each step's output is captured, each has
 a timeout, and the first failing step stops the runbook with its line and output tail.
+A guest step reaches its VM as an engineer reaches an Azure VM: ``ssh azureuser@VM`` with
+the lab's key, then a root shell (:mod:`lab.provision.ssh_client`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Literal
 from markdown_it import MarkdownIt
 
 from lab.errors import BadInput
+from lab.provision.ssh_client import SshTarget
 
 StepKind = Literal["guest", "platform"]
 StepLanguage = Literal["bash", "python"]
@@ -106,22 +110,34 @@ def _step_from_fence(info: str, code: str, line: int, source: str) -> Step | Non
 
 @dataclass(frozen=True)
 class StepPlace:
-    """Where a runbook's steps run: the lab's guest containers and the platform's env."""
+    """Where a runbook's steps run: the lab's guests (over SSH) and the platform's env."""
 
-    containers: Mapping[str, str]
+    guests: Mapping[str, SshTarget]
     default_vm: str
     platform_env: Mapping[str, str]
     cwd: Path
 
 
-def command_for(step: Step, place: StepPlace) -> list[str]:
-    """The argv that runs ``step`` where it belongs."""
+@dataclass(frozen=True)
+class Command:
+    """What runs one step: an argv, and the text it reads on stdin (None: nothing)."""
+
+    argv: list[str]
+    stdin: str | None = None
+
+
+def command_for(step: Step, place: StepPlace) -> Command:
+    """The command that runs ``step`` where it belongs. A guest step's code goes to the
+    guest's root shell on stdin, so it needs no quoting for the shells on the way."""
     if step.kind == "guest":
         vm = step.vm or place.default_vm
-        return ["docker", "exec", place.containers[vm], "bash", "-e", "-c", step.code]
+        target = place.guests.get(vm)
+        if target is None:
+            raise BadInput(f"{step.describe()}: the lab has no VM named {vm!r}")
+        return Command(target.step_argv(), stdin=step.code)
     if step.language == "python":
-        return [sys.executable, "-c", step.code]
-    return ["bash", "-e", "-c", step.code]
+        return Command([sys.executable, "-c", step.code])
+    return Command(["bash", "-e", "-c", step.code])
 
 
 def platform_env(
@@ -175,7 +191,7 @@ class RunbookResult:
 
 
 Execute = Callable[
-    [Sequence[str], Mapping[str, str] | None, Path, float, threading.Event | None],
+    [Sequence[str], Mapping[str, str] | None, Path, float, threading.Event | None, str | None],
     tuple[int | None, str, str],
 ]
 
@@ -193,8 +209,9 @@ def run_steps(
     outcome = RunbookResult()
     for step in steps:
         env = dict(place.platform_env) if step.kind == "platform" else None
+        command = command_for(step, place)
         began = time.monotonic()
-        code, output, note = run(command_for(step, place), env, place.cwd, timeout, cancel)
+        code, output, note = run(command.argv, env, place.cwd, timeout, cancel, command.stdin)
         seconds = time.monotonic() - began
         outcome.results.append(StepResult(step, code, output, seconds, note))
         if code != 0:
@@ -208,16 +225,19 @@ def execute_command(
     cwd: Path,
     timeout: float,
     cancel: threading.Event | None,
+    stdin: str | None = None,
 ) -> tuple[int | None, str, str]:
     """Run argv with stdout and stderr interleaved; stop it at the timeout or on cancel.
 
-    Returns (exit code or None, output, note) where the note says why it was stopped.
+    ``stdin`` is written to the command's standard input, which is then closed (without
+    it the command reads nothing). Returns (exit code or None, output, note) where the
+    note says why it was stopped.
     """
     process = subprocess.Popen(
         list(argv),
         cwd=cwd,
         env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -228,6 +248,10 @@ def execute_command(
     chunks: list[str] = []
     reader = threading.Thread(target=_collect, args=(process, chunks), daemon=True)
     reader.start()
+    if stdin is not None:
+        # In its own thread: a command that never reads must not hold the runner past
+        # the timeout on a full pipe.
+        threading.Thread(target=_feed, args=(process, stdin), daemon=True).start()
     note = ""
     while process.poll() is None:
         if cancel is not None and cancel.is_set():
@@ -250,6 +274,14 @@ def _collect(process: subprocess.Popen[str], chunks: list[str]) -> None:
     assert process.stdout is not None
     for line in process.stdout:
         chunks.append(line)
+
+
+def _feed(process: subprocess.Popen[str], text: str) -> None:
+    assert process.stdin is not None
+    with contextlib.suppress(OSError):  # the command ended (or was stopped) first
+        process.stdin.write(text)
+    with contextlib.suppress(OSError):
+        process.stdin.close()
 
 
 def _stop(process: subprocess.Popen[str]) -> None:

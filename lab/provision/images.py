@@ -28,6 +28,7 @@ from lab.platform.package_mirror import source_line
 from lab.provision.apt_sources import Archive, machine_archive
 from lab.provision.guest_variants import GUEST_VARIANTS, guest_variant
 from lab.provision.labels import IMAGE_LABEL, RECIPE_LABEL
+from lab.provision.ssh_guest import ADMIN_USER
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = PACKAGE_ROOT / "images"
@@ -118,6 +119,9 @@ _GUEST_PACKAGES = (
     "ca-certificates",
     "curl",
     "dmidecode",
+    # Reached as an Azure VM is: SSH as the admin, then sudo (lab.provision.ssh_guest).
+    "openssh-server",
+    "sudo",
 )
 
 
@@ -188,7 +192,11 @@ def _base_guest_recipe(version: str) -> Recipe:
         rootfs=rootfs,
         context="guest",
         # Azure images point apt at a Debian mirror inside Azure; lab guests at the lab's.
-        build_args=(("AGENT_VERSION", flavor.version), ("APT_SOURCE", source_line(flavor.suite))),
+        build_args=(
+            ("AGENT_VERSION", flavor.version),
+            ("APT_SOURCE", source_line(flavor.suite)),
+            ("ADMIN_USER", ADMIN_USER),
+        ),
     )
 
 

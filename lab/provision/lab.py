@@ -35,11 +35,14 @@ from lab.provision.labels import (
 )
 from lab.provision.readiness import wait_for_disks, wait_until_ready
 from lab.provision.spec import LabSpec, guest_images
+from lab.provision.ssh_guest import ADMIN_USER, install_admin_key, record_host_keys
+from lab.provision.ssh_keys import create_key_pair, lab_ssh_files
 from lab.provision.state_dir import lab_dir, remove_lab_dir
 from lab.provision.tls import write_lab_tls
 
 Report = Callable[[str], None]
 READY_TIMEOUT = 300.0
+SSHD_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,12 @@ def _create_lab(
     _wait_for_fabric(fabric, FabricClient(roster.fabric_ip))
     network.guard_platform(client, roster)  # before any guest boots
     report(f"booting {len(guests)} guest(s)")
+    admin_key = create_key_pair(lab_ssh_files(spec.name), f"{ADMIN_USER}@{spec.name}")
     for guest, vm in zip(guests, spec.vms, strict=True):
         image = tags[images.guest_image_name(vm.agent, vm.guest)]
-        containers.create_guest(client, spec.name, guest, image).start()
+        created = containers.create_guest(client, spec.name, guest, image)
+        install_admin_key(created, admin_key)
+        created.start()
         containers.open_guest(client, guest.container)
     report("starting the ARM twin")
     write_lab_tls(spec.name, lab_dir(spec.name))
@@ -143,6 +149,7 @@ def _create_lab(
     report("waiting for every guest agent to report Ready")
     wait_until_ready(client, roster, FabricClient(roster.fabric_ip), READY_TIMEOUT)
     wait_for_disks(FabricClient(roster.fabric_ip), READY_TIMEOUT)
+    record_host_keys(client, roster, SSHD_TIMEOUT)
     return roster
 
 

@@ -26,6 +26,7 @@ from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.lab import ArmEndpoint
 from lab.provision.spec import guest_images, lab_spec, vm_option
+from lab.provision.ssh_client import lab_targets
 from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
 from lab.scenario import Scenario
 from lab.scenario_schema import VmDecl
@@ -94,7 +95,7 @@ class Drivers(Protocol):
 
 class DockerDrivers:
     """The real collaborators: Docker labs, the fabric's backup service, the fault
-    registry, :mod:`lab.diagnosis`, and runbook steps run with ``docker exec``."""
+    registry, :mod:`lab.diagnosis`, and runbook guest steps run over SSH."""
 
     def __init__(self, client: docker.DockerClient, report: Report = lambda _: None) -> None:
         self.client = client
@@ -159,7 +160,7 @@ class DockerDrivers:
     ) -> RunbookResult:
         arm = labs.arm_endpoint(self.client, roster.lab)
         place = StepPlace(
-            containers={g.name: g.container for g in roster.guests},
+            guests=lab_targets(roster),
             default_vm=scenario.primary_vm,
             platform_env=platform_env(env_exports(arm), roster.lab, scenario.primary_vm),
             cwd=repo_root(),

@@ -30,6 +30,7 @@ from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.labels import rule_comment
 from lab.provision.spec import lab_spec
+from lab.provision.ssh_client import lab_targets
 from lab.runbook import StepPlace, platform_env, run_steps
 from lab.scenario import Scenario, load_scenario
 
@@ -113,7 +114,7 @@ def step_place(
     env = platform_env(exports, roster.lab, scenario.primary_vm)
     env["PATH"] = os.pathsep.join((bin_dir, env["PATH"]))
     return StepPlace(
-        containers={g.name: g.container for g in roster.guests},
+        guests=lab_targets(roster),
         default_vm=scenario.primary_vm,
         platform_env=env,
         cwd=REPO,

@@ -26,6 +26,7 @@ from lab.provision import backups
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.spec import lab_spec
+from lab.provision.ssh_client import lab_targets
 from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
 from lab.runner import env_exports, repo_root
 from lab.scenario import Scenario, load_scenario
@@ -69,7 +70,7 @@ class Drill:
         """The runbook's steps as the runner runs them."""
         arm = labs.arm_endpoint(self.client, self.roster.lab)
         place = StepPlace(
-            containers={g.name: g.container for g in self.roster.guests},
+            guests=lab_targets(self.roster),
             default_vm=self.vm,
             platform_env=platform_env(env_exports(arm), self.roster.lab, self.vm),
             cwd=repo_root(),

@@ -37,6 +37,7 @@ from lab.provision import backups
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.spec import lab_spec
+from lab.provision.ssh_client import lab_targets
 from lab.runbook import StepPlace, platform_env, run_steps
 from lab.scenario import Scenario, load_scenario
 
@@ -117,7 +118,7 @@ def step_place(
     env["PATH"] = os.pathsep.join((bin_dir, env["PATH"]))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     return StepPlace(
-        containers={g.name: g.container for g in roster.guests},
+        guests=lab_targets(roster),
         default_vm=scenario.primary_vm,
         platform_env=env,
         cwd=REPO,

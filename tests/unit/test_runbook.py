@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from lab.errors import BadInput
+from lab.provision.ssh_client import SshTarget
+from lab.provision.ssh_keys import LabSshFiles
 from lab.runbook import (
+    Command,
     Step,
     StepPlace,
     command_for,
@@ -79,10 +82,12 @@ def test_the_canonical_runbook_has_guest_steps_then_a_platform_wait() -> None:
     assert [s.kind for s in steps] == ["guest", "guest", "guest", "platform"]
     lines = text.splitlines()
     fix = " fix"
-    assert all(lines[s.line - 1] == f"```bash {s.kind}{fix if s.fix else ''}" for s in steps)
+    assert all(
+        lines[s.line - 1] == f"```{s.language} {s.kind}{fix if s.fix else ''}" for s in steps
+    )
     assert [s.fix for s in steps] == [False, True, False, False]
     assert "systemctl restart walinuxagent" in steps[1].code
-    assert "--wait-ready" in steps[3].code
+    assert "instance_view" in steps[3].code
 
 
 @pytest.mark.parametrize(
@@ -140,8 +145,12 @@ def test_an_empty_step_is_an_error() -> None:
         parse_runbook("```bash guest\n\n```\n", "rb.md")
 
 
+FILES = LabSshFiles(Path("/labs/lab/ssh"))
 PLACE = StepPlace(
-    containers={"vm1": "snaplab-lab-vm1", "vm2": "snaplab-lab-vm2"},
+    guests={
+        "vm1": SshTarget("vm1", "10.0.0.10", FILES),
+        "vm2": SshTarget("vm2", "10.0.0.11", FILES),
+    },
     default_vm="vm1",
     platform_env={"SNAPLAB_LAB": "lab"},
     cwd=Path("/repo"),
@@ -153,18 +162,12 @@ def test_commands_for_each_kind_of_step() -> None:
     other = Step(2, "guest", "bash", "echo hi\n", vm="vm2")
     shell = Step(3, "platform", "bash", "snaplab status\n")
     python = Step(4, "platform", "python", "print(1)\n")
-    assert command_for(guest, PLACE) == [
-        "docker",
-        "exec",
-        "snaplab-lab-vm1",
-        "bash",
-        "-e",
-        "-c",
-        "echo hi\n",
-    ]
-    assert command_for(other, PLACE)[2] == "snaplab-lab-vm2"
-    assert command_for(shell, PLACE) == ["bash", "-e", "-c", "snaplab status\n"]
-    assert command_for(python, PLACE) == [sys.executable, "-c", "print(1)\n"]
+    assert command_for(guest, PLACE) == Command(PLACE.guests["vm1"].step_argv(), "echo hi\n")
+    assert command_for(other, PLACE) == Command(PLACE.guests["vm2"].step_argv(), "echo hi\n")
+    assert command_for(shell, PLACE) == Command(["bash", "-e", "-c", "snaplab status\n"])
+    assert command_for(python, PLACE) == Command([sys.executable, "-c", "print(1)\n"])
+    with pytest.raises(BadInput, match="no VM named 'vm3'"):
+        command_for(Step(5, "guest", "bash", "true\n", vm="vm3"), PLACE)
 
 
 def test_platform_env_has_the_lab_exports_and_snaplab_on_path() -> None:
@@ -186,9 +189,9 @@ def test_a_failing_step_stops_the_runbook_with_its_line_and_output() -> None:
     ]
     ran: list[list[str]] = []
 
-    def fake(argv, env, cwd, timeout, cancel):  # type: ignore[no-untyped-def]
+    def fake(argv, env, cwd, timeout, cancel, stdin):  # type: ignore[no-untyped-def]
         ran.append(list(argv))
-        return (0, "ok\n", "") if argv[-1] == "a" else (3, "working\nno such unit\n", "")
+        return (0, "ok\n", "") if stdin == "a" else (3, "working\nno such unit\n", "")
 
     result = run_steps(steps, PLACE, execute=fake)
     assert len(ran) == 2
