@@ -26,7 +26,7 @@ from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.lab import ArmEndpoint
 from lab.provision.spec import guest_images, lab_spec, vm_option
-from lab.provision.ssh_client import lab_targets
+from lab.provision.ssh_client import ensure_client, lab_targets
 from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
 from lab.scenario import Scenario
 from lab.scenario_schema import VmDecl
@@ -102,6 +102,7 @@ class DockerDrivers:
         self.report = report
 
     def prepare(self, vms: Sequence[VmDecl]) -> None:
+        ensure_client()  # guest steps go over SSH
         for recipe in images.all_recipes(*guest_images(vms)):
             images.ensure_image(self.client, recipe, self.report)
 
