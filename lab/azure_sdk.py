@@ -12,6 +12,9 @@ from typing import Any
 
 from azure.core.credentials import AccessToken
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.recoveryservices import RecoveryServicesClient
+from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
 
 TOKEN_LIFETIME_SECONDS = 3600
 
@@ -47,6 +50,42 @@ def compute_client(
     ``ca_file`` is the lab CA (``ca.pem``): TLS stays verified, as with real Azure.
     """
     return ComputeManagementClient(
+        StaticTokenCredential(token),
+        subscription_id,
+        base_url=endpoint,
+        connection_verify=str(ca_file),
+    )
+
+
+def backup_client(
+    endpoint: str, token: str, subscription_id: str, ca_file: Path | str
+) -> RecoveryServicesBackupClient:
+    """Azure Backup (``azure-mgmt-recoveryservicesbackup``) for the twin at ``endpoint``."""
+    return RecoveryServicesBackupClient(
+        StaticTokenCredential(token),
+        subscription_id,
+        base_url=endpoint,
+        connection_verify=str(ca_file),
+    )
+
+
+def vaults_client(
+    endpoint: str, token: str, subscription_id: str, ca_file: Path | str
+) -> RecoveryServicesClient:
+    """Recovery Services vaults (``azure-mgmt-recoveryservices``) for the twin."""
+    return RecoveryServicesClient(
+        StaticTokenCredential(token),
+        subscription_id,
+        base_url=endpoint,
+        connection_verify=str(ca_file),
+    )
+
+
+def network_client(
+    endpoint: str, token: str, subscription_id: str, ca_file: Path | str
+) -> NetworkManagementClient:
+    """A network client (NICs, NSGs, security rules) for the twin at ``endpoint``."""
+    return NetworkManagementClient(
         StaticTokenCredential(token),
         subscription_id,
         base_url=endpoint,

@@ -150,8 +150,20 @@ def test_json_shape_for_the_control_api() -> None:
         ),
         "detail": {"r": 1},
         "subtasks": [
-            {"name": "Take Snapshot", "status": "Failed", "seconds": 24.25},
-            {"name": "Transfer data to vault", "status": "NotStarted", "seconds": None},
+            {
+                "name": "Take Snapshot",
+                "status": "Failed",
+                "seconds": 24.25,
+                "started_at": "2026-11-27T21:00:01.000Z",
+                "ended_at": "2026-11-27T21:00:25.250Z",
+            },
+            {
+                "name": "Transfer data to vault",
+                "status": "NotStarted",
+                "seconds": None,
+                "started_at": None,
+                "ended_at": None,
+            },
         ],
         "seconds": 25.25,
         "started_at": "2026-11-27T21:00:00.000Z",

@@ -376,7 +376,13 @@ def test_next_backup_enables_an_uninstalled_handler_again(
     assert (handler.state, handler.seq_no) == ("enabled", 3)
     ended = json.loads(client.get(f"/control/v1/jobs/{job['job_id']}").data)
     assert ended["error_code"] == "GuestAgentSnapshotTaskStatusError"
-    assert ended["subtasks"][0] == {"name": "Take Snapshot", "status": "Failed", "seconds": 20.0}
+    snapshot = ended["subtasks"][0]
+    assert (snapshot["name"], snapshot["status"], snapshot["seconds"]) == (
+        "Take Snapshot",
+        "Failed",
+        20.0,
+    )
+    assert snapshot["started_at"] and snapshot["ended_at"]
 
 
 # --------------------------------------------------------------------------- power state

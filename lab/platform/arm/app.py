@@ -46,6 +46,8 @@ from lab.platform.arm.managed_identity import token_response
 from lab.platform.arm.operations import OperationStore
 from lab.platform.arm.power import PowerBackend
 from lab.platform.arm.provider import Call, Route
+from lab.platform.arm.recovery_services import RecoveryServicesProvider
+from lab.platform.arm.recovery_services_fabric import BackupFabric
 from lab.platform.host_power import VmLocks
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ class ArmTwin:
         extension_timeout: Callable[[], float] = EXTENSION_OPERATION_TIMEOUT.lab_seconds,
         extension_poll_seconds: float = 1.0,
         power_locks: VmLocks | None = None,
+        backup: BackupFabric | None = None,
     ) -> None:
         if not token:
             raise ValueError("the ARM twin needs a non-empty bearer token")
@@ -85,7 +88,13 @@ class ArmTwin:
             extension_timeout=extension_timeout,
             extension_poll_seconds=extension_poll_seconds,
         )
+        # Microsoft.RecoveryServices, where the fabric runs a backup service.
+        self.recovery_services = (
+            RecoveryServicesProvider(backup, self.operations) if backup is not None else None
+        )
         self._routes: list[Route] = [*self.compute.routes()]
+        if self.recovery_services is not None:
+            self._routes += self.recovery_services.routes()
         self._urls = _url_map(self._routes)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

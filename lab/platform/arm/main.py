@@ -35,8 +35,9 @@ from types import FrameType
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from lab.platform.arm.app import ArmTwin
-from lab.platform.arm.fabric import FabricError, HttpFabricReader
+from lab.platform.arm.fabric import FabricError
 from lab.platform.arm.power import DockerPower
+from lab.platform.arm.recovery_services_fabric import HttpBackupFabric
 from lab.platform.host_power import DockerGuests, HostWatcher
 
 LISTEN_ADDRESS = "127.0.0.1"
@@ -133,8 +134,8 @@ def main(env: Mapping[str, str] | None = None) -> int:
     except (ConfigError, OSError, ssl.SSLError) as exc:
         _log.error("cannot start the ARM twin: %s", exc)
         return 2
-    fabric = HttpFabricReader(config.fabric_url, token=config.fabric_token)
-    app = ArmTwin(fabric, DockerPower(), config.token)
+    fabric = HttpBackupFabric(config.fabric_url, token=config.fabric_token)
+    app = ArmTwin(fabric, DockerPower(), config.token, backup=fabric)
     watcher = HostWatcher(fabric, DockerGuests(), app.power_locks, fabric_errors=(FabricError,))
     try:
         server = build_server(app, config.port, context)

@@ -76,3 +76,37 @@ def vault_name(roster: Roster) -> str:
 
 def vault_id(roster: Roster) -> str:
     return f"{group_id(roster)}/providers/{RECOVERY_SERVICES}/vaults/{vault_name(roster)}"
+
+
+# Azure Backup's names for a VM in a vault: the fabric is always "Azure"; the container
+# and the protected item carry the VM's resource group and name, lower case, as Azure
+# writes them (``IaasVMContainer;iaasvmcontainerv2;<rg>;<vm>``, ``VM;iaasvmcontainerv2;...``).
+BACKUP_FABRIC = "Azure"
+
+
+def backup_container_short_name(roster: Roster, vm: str) -> str:
+    """``iaasvmcontainerv2;<rg>;<vm>``: the protected item's ``containerName`` property."""
+    return f"iaasvmcontainerv2;{roster.resource_group.lower()};{vm.lower()}"
+
+
+def backup_container_name(roster: Roster, vm: str) -> str:
+    return f"IaasVMContainer;{backup_container_short_name(roster, vm)}"
+
+
+def protected_item_name(roster: Roster, vm: str) -> str:
+    return f"VM;{backup_container_short_name(roster, vm)}"
+
+
+def protected_item_id(roster: Roster, vm: str) -> str:
+    return (
+        f"{vault_id(roster)}/backupFabrics/{BACKUP_FABRIC}/protectionContainers/"
+        f"{backup_container_name(roster, vm)}/protectedItems/{protected_item_name(roster, vm)}"
+    )
+
+
+def backup_policy_id(roster: Roster, policy: str) -> str:
+    return f"{vault_id(roster)}/backupPolicies/{policy}"
+
+
+def backup_job_id(roster: Roster, job: str) -> str:
+    return f"{vault_id(roster)}/backupJobs/{job}"

@@ -69,7 +69,13 @@ class Subtask:
         return _seconds(self.started_at, self.ended_at)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "status": str(self.status), "seconds": self.seconds}
+        return {
+            "name": self.name,
+            "status": str(self.status),
+            "seconds": self.seconds,
+            "started_at": iso_time(self.started_at) if self.started_at else None,
+            "ended_at": iso_time(self.ended_at) if self.ended_at else None,
+        }
 
 
 @dataclass(frozen=True)
