@@ -168,12 +168,30 @@ HOST_SNAPSHOT_WORK = AzureDuration(
 EXTENSION_OPERATION_TIMEOUT = AzureDuration(
     timedelta(minutes=90),
     floor_seconds=180.0,
-    what="an extension operation through ARM (delete) before it fails",
+    what="an extension operation through ARM (create, delete, Run Command) before it fails",
     source="CRP gives an extension operation 90 minutes",
     floor_reason=(
         "what an agent may spend before it looks at the new goal state (2.7.3's failed "
         "package download: two rounds a minute apart, an unscaled sleep in the agent, "
         "about 130 s), a couple of polls, disable and uninstall"
+    ),
+)
+
+AGENT_EXTENSION_STATUS_WAIT = AzureDuration(
+    timedelta(minutes=25),
+    floor_seconds=30.0,
+    what=(
+        "an extension operation through ARM (create, Run Command) fails "
+        "VMAgentStatusCommunicationError after the VM agent reports nothing for this long"
+    ),
+    source=(
+        "Microsoft publishes no number; two public VMAgentStatusCommunicationError failures "
+        "ended 25 min 22 s (Azure/azure-powershell#5741) and 25 min 26 s "
+        "(Azure/azure-xplat-cli#2794) after their operations started"
+    ),
+    floor_reason=(
+        "a goal-state poll (6 s), the download, install and enable of a handler new to the "
+        "VM, then a few of the agent's 6-second status reports"
     ),
 )
 
@@ -323,6 +341,7 @@ TABLE: tuple[AzureDuration, ...] = (
     BACKUP_SAS_EXPIRY,
     HOST_SNAPSHOT_WORK,
     EXTENSION_OPERATION_TIMEOUT,
+    AGENT_EXTENSION_STATUS_WAIT,
     PLATFORM_POWER_REPORT_PERIOD,
     EXTENSION_TOO_LATE_AFTER,
     STORAGE_CALL_TIMEOUT,

@@ -17,7 +17,8 @@ Routes::
     POST /control/v1/vms/<name>/extensions/<handler>/uninstall
                                                  202 {"vm", "name", "incarnation"}
     GET  /control/v1/vms/<name>/power            {"vm", "power_state"}
-    PUT  /control/v1/vms/<name>/power            body {"power_state": "running"|"stopped"}
+    PUT  /control/v1/vms/<name>/power            body {"power_state": "running"|"stopped"|
+                                                  "deallocated"}
     POST /control/v1/vms/<name>/power/halted     {"vm", "power_state", "taken": bool}
     GET|PUT /control/v1/vms/<name>/power/view    {"vm", "stale": bool}; PUT body {"stale": bool}
     GET  /control/v1/storage                     {"ready": bool, "account_url": str}

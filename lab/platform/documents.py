@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from lab.platform.arm.compute_sizes import vm_size_for
 from lab.platform.roster import GuestEntry, Roster
 
 # The WireServer protocol version every agent since 2012 asks for (W1 must offer it).
@@ -446,7 +447,7 @@ def imds_instance(roster: Roster, guest: GuestEntry, vm_id: str) -> dict[str, An
         "version": "latest",
         "vmId": vm_id,
         "vmScaleSetName": "",
-        "vmSize": "Standard_B2s",
+        "vmSize": vm_size_for(guest).name,
         "zone": "",
     }
     interface = {

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from lab.extension.package import write_handler_zips
+from lab.extension.run_command_package import write_run_command_zips
 from lab.platform import fabric_firewall
 from lab.platform.backup.agent import FabricAgentChannel
 from lab.platform.backup.azure_storage import AzuriteStorage, account_url_for
@@ -51,6 +52,7 @@ from lab.platform.backup.service import BackupService
 from lab.platform.backup.store import DEFAULT_DB_PATH, BackupStore
 from lab.platform.control import ControlApp
 from lab.platform.control_auth import TOKEN_ENV, RequireToken, TokenError, check_token
+from lab.platform.control_extensions import ExtensionRoutes
 from lab.platform.dhcp import DEFAULT_LEASE_FILE, dnsmasq_argv
 from lab.platform.guest_state import DEFAULT_POWER_FILE, Fabric
 from lab.platform.hostplugin import HostPluginApp
@@ -195,15 +197,15 @@ def build_apps(fabric: Fabric, backup: BackupService | None = None) -> dict[str,
 
 
 def publish_extension_packages(fabric: Fabric, directory: Path) -> list[str]:
-    """Write the VMSnapshot handler zips into ``directory`` and serve every
-    ``<Handler>__<version>.zip`` there; returns the manifest URLs.
+    """Write the VMSnapshot and Run Command handler zips into ``directory`` and serve
+    every ``<Handler>__<version>.zip`` there; returns the manifest URLs.
 
     The zips are rebuilt from the code in this image at each start, so a guest always
     downloads the handler that matches the fabric's protocol. A failure to write them
     is logged and whatever the directory already holds is served.
     """
     try:
-        for path in write_handler_zips(directory):
+        for path in [*write_handler_zips(directory), *write_run_command_zips(directory)]:
             log.info("wrote handler package %s", path.name)
     except (OSError, ValueError) as exc:
         log.error("could not write the handler packages to %s: %s", directory, exc)
@@ -357,7 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     apps = build_apps(fabric, backup)
     mover = WireServerMover(fabric, args.artifacts, restart_dhcp)
-    apps["control"] = RequireToken(RedeployRoutes(apps["control"], mover), control_token)
+    control = ExtensionRoutes(apps["control"], fabric)  # the twin sets handlers (CRP's part)
+    apps["control"] = RequireToken(RedeployRoutes(control, mover), control_token)
     apps["wireserver"] = PublicArtifacts(apps["wireserver"], fabric)
     ports = {
         "wireserver": args.wireserver_port,

@@ -41,9 +41,14 @@ DEFAULT_POWER_FILE = Path("/var/lib/snaplab/power.json")
 
 POWER_RUNNING = "running"
 POWER_STOPPED = "stopped"
-# The states the platform settles in; "starting" and "stopping" only exist while an
-# ARM operation runs, and the ARM twin shows those from its own operations.
-POWER_STATES = (POWER_RUNNING, POWER_STOPPED)
+# Deallocated through ARM: the VM no longer holds a host (nothing runs, nothing is billed
+# for compute); only starting it again brings it back.
+POWER_DEALLOCATED = "deallocated"
+# The states the platform settles in; "starting", "stopping" and "deallocating" only exist
+# while an ARM operation runs, and the ARM twin shows those from its own operations.
+POWER_STATES = (POWER_RUNNING, POWER_STOPPED, POWER_DEALLOCATED)
+# The states in which no OS runs, so the host has no halt to report.
+_NOT_RUNNING = (POWER_STOPPED, POWER_DEALLOCATED)
 
 
 @dataclass(frozen=True)
@@ -105,16 +110,17 @@ class PowerStates:
 
     def observe_halt(self, name: str) -> HaltOutcome:
         """The host saw the VM's OS halt: the VM is ``stopped`` (still allocated),
-        unless the platform's view of it is stale."""
+        unless the platform's view of it is stale. A VM the platform already stopped or
+        deallocated keeps its state (its container ending is the platform's own doing)."""
         with self._lock:
             self._require(name)
             if name in self._stale:
                 return HaltOutcome(self._states[name], taken=False)
-            if self._states[name] != POWER_STOPPED:
+            if self._states[name] not in _NOT_RUNNING:
                 self._states[name] = POWER_STOPPED
                 self._save()
                 log.info("%s: the guest OS halted; power state stopped", name)
-        return HaltOutcome(POWER_STOPPED, taken=True)
+            return HaltOutcome(self._states[name], taken=True)
 
     def is_stale(self, name: str) -> bool:
         with self._lock:

@@ -29,6 +29,11 @@ class GuestEntry:
     mac: str
     agent_version: str
     container: str
+    # The limits the guest's container runs under (the provisioner sets both): what the
+    # VM's Azure size is named after (lab.platform.arm.compute_sizes). The defaults are
+    # the lab's guests before the roster carried them.
+    cpus: float = 1.0
+    memory_mib: int = 1024
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lab.extension.durations import (
     AGENT_2_2_GOAL_STATE_PERIOD_SECONDS,
+    AGENT_EXTENSION_STATUS_WAIT,
     AGENT_GOAL_STATE_PERIOD_SECONDS,
     AGENT_STATUS_STALE_AFTER,
     BACKUP_PRECHECK_STALE_AFTER,
@@ -36,6 +37,7 @@ from lab.extension.durations import (
 
 __all__ = [
     "AGENT_2_2_GOAL_STATE_PERIOD_SECONDS",
+    "AGENT_EXTENSION_STATUS_WAIT",
     "AGENT_GOAL_STATE_PERIOD_SECONDS",
     "AGENT_STATUS_STALE_AFTER",
     "BACKUP_PRECHECK_STALE_AFTER",

@@ -33,8 +33,10 @@ from lab.provision.labels import (
     network_name,
 )
 
+# A guest's limits (Standard_B1s: 1 vCPU, 1 GiB); the roster carries them to the platform,
+# which names the VM's Azure size after them (lab.platform.arm.compute_sizes).
 GUEST_CPUS = 1.0
-GUEST_MEMORY = "1g"
+GUEST_MEMORY_MIB = 1024
 # Guests do not get this bind (only bench_platform's bare-run floor does): its hierarchies
 # stay the host's, writable; a guest gets only its own cgroups (lab.platform.guest_cgroups).
 CGROUP_MOUNT = {"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"}}
@@ -189,8 +191,8 @@ def create_guest(client: docker.DockerClient, lab: str, guest: GuestEntry, image
             "cap_add": ["NET_ADMIN", "NET_RAW", "SYS_BOOT"],
             "tmpfs": SYSTEMD_TMPFS,
             "cgroupns": "private",
-            "nano_cpus": int(GUEST_CPUS * 1e9),
-            "mem_limit": GUEST_MEMORY,
+            "nano_cpus": int(guest.cpus * 1e9),
+            "mem_limit": f"{guest.memory_mib}m",
         },
     )
 

@@ -22,6 +22,7 @@ from docker.models.containers import Container
 
 from lab import signals
 from lab.errors import BadInput, LabExists, LabNotFound, ProvisionFailed, UnknownVm
+from lab.platform.arm.compute_sizes import NoMatchingSize, vm_size_for
 from lab.platform.roster import GuestEntry, Roster
 from lab.provision import containers, images, network
 from lab.provision.fabric_client import FabricClient
@@ -110,9 +111,16 @@ def _create_lab(
             mac=network.mac_for(addresses.guest(index)),
             agent_version=vm.agent,
             container=container_name(spec.name, vm.name),
+            cpus=containers.GUEST_CPUS,
+            memory_mib=containers.GUEST_MEMORY_MIB,
         )
         for index, vm in enumerate(spec.vms)
     )
+    for guest in guests:  # a VM must show an Azure size that is true of its limits
+        try:
+            vm_size_for(guest)
+        except NoMatchingSize as exc:
+            raise ProvisionFailed(f"{guest.name}: {exc}") from exc
     roster = Roster(
         lab=spec.name,
         subnet=str(addresses.subnet),

@@ -54,6 +54,7 @@ from lab.platform.arm.fabric import (
 )
 from lab.platform.arm.main import ConfigError, TwinConfig, build_server, tls_context
 from lab.platform.arm.power import DockerPower, PowerAction, PowerError
+from lab.platform.control_extensions import ExtensionRoutes
 from lab.platform.roster import GuestEntry, Roster
 from lab.provision.tls import write_lab_tls
 
@@ -167,6 +168,12 @@ class FakeFabric:
             raise FabricError("connection refused")
         self.power[vm] = "stopped"
         return True
+
+    def goal_state_handlers(self, vm: str) -> tuple[object, ...]:
+        """No handler in any goal state: the extensions shown are the agent's reports."""
+        if self.down:
+            raise FabricError("connection refused")
+        return ()
 
     def uninstall_extension(self, vm: str, handler: str) -> str | None:
         if self.down:
@@ -332,8 +339,8 @@ def test_post_to_unknown_vm_is_404(client: Client, power: FakePower) -> None:
         ("POST", f"{VMS}/vm1/instanceView", "GET, HEAD"),
         ("POST", VMS, "GET, HEAD"),
         ("DELETE", f"{VMS}/vm1/extensions", "GET, HEAD"),
-        ("POST", f"{VMS}/vm1/extensions/VMSnapshotLinux", "DELETE, GET, HEAD"),
-        ("PUT", f"{VMS}/vm1/extensions/VMSnapshotLinux", "DELETE, GET, HEAD"),
+        ("POST", f"{VMS}/vm1/extensions/VMSnapshotLinux", "DELETE, GET, HEAD, PUT"),
+        ("PATCH", f"{VMS}/vm1/extensions/VMSnapshotLinux", "DELETE, GET, HEAD, PUT"),
     ],
 )
 def test_wrong_method_is_405(client: Client, method: str, path: str, allowed: str) -> None:
@@ -391,7 +398,7 @@ def test_vm_document_shape(client: Client) -> None:
     props = doc["properties"]
     assert isinstance(props, dict)
     assert props["vmId"] == vm_id("unit", "vm1")
-    assert props["hardwareProfile"] == {"vmSize": "Standard_D2s_v3"}
+    assert props["hardwareProfile"] == {"vmSize": "Standard_B1s"}  # 1 vCPU, 1 GiB
     assert props["osProfile"]["linuxConfiguration"]["provisionVMAgent"] is True
     assert props["provisioningState"] == "Succeeded"
     assert "instanceView" not in props
@@ -870,9 +877,10 @@ def test_sdk_lists_and_gets_vms(lab: Lab) -> None:
     props = vm.properties
     assert props is not None
     assert props.vm_id == vm_id("unit", "vm1")
-    assert props.hardware_profile.vm_size == "Standard_D2s_v3"  # type: ignore[union-attr]
+    assert props.hardware_profile.vm_size == "Standard_B1s"  # type: ignore[union-attr]
     assert props.storage_profile.os_disk.os_type == "Linux"  # type: ignore[union-attr]
-    assert props.storage_profile.os_disk.name == "vm1-osdisk"  # type: ignore[union-attr]
+    os_disk = props.storage_profile.os_disk  # type: ignore[union-attr]
+    assert os_disk.name.startswith("vm1_OsDisk_1_")
     assert props.os_profile.computer_name == "vm1"  # type: ignore[union-attr]
     assert props.os_profile.linux_configuration.provision_vm_agent is True  # type: ignore[union-attr]
     assert props.provisioning_state == "Succeeded"
@@ -1124,7 +1132,8 @@ def test_contract_with_the_fabric_control_api(tmp_path: Path) -> None:
     platform = guest_state.Fabric(ROSTER, stale_after_seconds=3600.0)
     platform.guest("vm1").record_status(_agent_status_document(), guest_state.CHANNEL_DIRECT)
 
-    fabric_server = make_server("127.0.0.1", 0, control.ControlApp(platform), threaded=True)
+    control_app = ExtensionRoutes(control.ControlApp(platform), platform)
+    fabric_server = make_server("127.0.0.1", 0, control_app, threaded=True)
     threading.Thread(target=fabric_server.serve_forever, daemon=True).start()
     reader = HttpFabricClient(f"http://127.0.0.1:{fabric_server.socket.getsockname()[1]}")
     files = write_lab_tls("unit", tmp_path / "tls")
@@ -1160,7 +1169,8 @@ def test_contract_power_with_the_fabric_control_api(tmp_path: Path) -> None:
     control = pytest.importorskip("lab.platform.control")
     guest_state = pytest.importorskip("lab.platform.guest_state")
     platform = guest_state.Fabric(ROSTER, stale_after_seconds=3600.0)
-    fabric_server = make_server("127.0.0.1", 0, control.ControlApp(platform), threaded=True)
+    control_app = ExtensionRoutes(control.ControlApp(platform), platform)
+    fabric_server = make_server("127.0.0.1", 0, control_app, threaded=True)
     threading.Thread(target=fabric_server.serve_forever, daemon=True).start()
     reader = HttpFabricClient(f"http://127.0.0.1:{fabric_server.socket.getsockname()[1]}")
     power = FakePower()
@@ -1205,7 +1215,8 @@ def test_contract_extension_delete_with_the_fabric_control_api(tmp_path: Path) -
         documents.HandlerSpec(name=SNAPSHOT_EXT, version="1.0.91.0", manifest_url="http://f/m")
     )
     guest.record_status(_agent_status_document(), guest_state.CHANNEL_DIRECT)
-    fabric_server = make_server("127.0.0.1", 0, control.ControlApp(platform), threaded=True)
+    control_app = ExtensionRoutes(control.ControlApp(platform), platform)
+    fabric_server = make_server("127.0.0.1", 0, control_app, threaded=True)
     threading.Thread(target=fabric_server.serve_forever, daemon=True).start()
     client = HttpFabricClient(f"http://127.0.0.1:{fabric_server.socket.getsockname()[1]}")
     stop = threading.Event()

@@ -16,11 +16,16 @@ Routes (under ``/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Com
     GET    virtualMachines                          list VMs
     GET    virtualMachines/<vm>                     VM ($expand=instanceView)
     GET    virtualMachines/<vm>/instanceView        instance view
-    POST   virtualMachines/<vm>/<powerOff|start|restart>       202 + operation
-    GET    virtualMachines/<vm>/extensions          {"value": [extension]}
-    GET    virtualMachines/<vm>/extensions/<name>   extension ($expand=instanceView)
-    DELETE virtualMachines/<vm>/extensions/<name>   202 + operation; 204 if absent
+    POST   virtualMachines/<vm>/<powerOff|deallocate|start|restart>   202 + operation
+    ...    virtualMachines/<vm>/extensions[/<name>], virtualMachines/<vm>/runCommand
+                                                    (:mod:`~lab.platform.arm.compute_extensions`)
+    GET    /subscriptions/<sub>/providers/Microsoft.Compute/virtualMachines   list_all
     GET    /subscriptions/<sub>/providers/Microsoft.Compute/locations/<loc>/operations/<id>
+
+A VM's document says what is true of the guest (size, image, disk, NIC:
+:mod:`~lab.platform.arm.compute_profiles`). Power off leaves the VM ``stopped``,
+deallocate ``deallocated``; a restart needs a running VM (409 ``OperationNotAllowed``
+otherwise, as in Azure).
 
 Runs inside the twin's container on Debian's Python: stdlib, Werkzeug and ``docker``.
 """
@@ -33,13 +38,9 @@ from functools import partial
 
 from werkzeug.wrappers import Response
 
-from lab.platform.arm.compute_documents import (
-    EXTENSION_TYPE,
-    VM_TYPE,
-    extension_document,
-    instance_view_document,
-    vm_document,
-)
+from lab.platform.arm.compute_documents import VM_TYPE, instance_view_document, vm_document
+from lab.platform.arm.compute_extensions import NOT_RUNNING_STATES, ComputeExtensions
+from lab.platform.arm.compute_run_command import NOT_RUNNING_MESSAGE
 from lab.platform.arm.conventions import (
     ArmError,
     JsonObject,
@@ -47,23 +48,15 @@ from lab.platform.arm.conventions import (
     api_versions,
     guest,
     json_response,
-    not_found,
     resource_group,
     subscription,
     wants_instance_view,
 )
-from lab.platform.arm.extensions import (
-    EXTENSION_OPERATION_TIMEOUT,
-    ExtensionDeletion,
-    arm_name,
-    find_extension,
-    reported_extensions,
-)
-from lab.platform.arm.fabric import ExtensionReport, FabricClient, FabricError
+from lab.platform.arm.extensions import EXTENSION_OPERATION_TIMEOUT
+from lab.platform.arm.fabric import FabricClient, FabricError
 from lab.platform.arm.lro import accepted, operation_response
 from lab.platform.arm.operations import (
     Action,
-    ExtensionDelete,
     Operation,
     OperationConflict,
     OperationError,
@@ -120,7 +113,7 @@ _POWER_ACTIONS = ", ".join(a.value for a in PowerAction)
 
 
 class ComputeProvider:
-    """Virtual machines: documents, instance views, power and extension operations."""
+    """Virtual machines: documents, instance views, power, extensions and Run Command."""
 
     def __init__(
         self,
@@ -138,19 +131,29 @@ class ComputeProvider:
         self.operations = operations
         self.power_locks = power_locks
         self._retry_after = retry_after
-        self._extension_timeout = extension_timeout
-        self._extension_poll = extension_poll_seconds
+        self.extensions = ComputeExtensions(
+            fabric,
+            operations,
+            begin=self._begin,
+            retry_after=retry_after,
+            extension_timeout=extension_timeout,
+            poll_seconds=extension_poll_seconds,
+        )
 
     def routes(self) -> Sequence[Route]:
-        vm, ext = VIRTUAL_MACHINES, EXTENSIONS
+        vm = VIRTUAL_MACHINES
         return (
             Route(_VMS, ("GET",), self._list, vm),
+            Route(
+                f"/subscriptions/<sub>/providers/{NAMESPACE}/virtualMachines",
+                ("GET",),
+                self._list_all,
+                vm,
+            ),
             Route(f"{_VMS}/<vm>", ("GET",), self._get, vm),
             Route(f"{_VMS}/<vm>/instanceView", ("GET",), self._instance_view, vm),
             Route(f"{_VMS}/<vm>/<any({_POWER_ACTIONS}):act>", ("POST",), self._power_action, vm),
-            Route(f"{_VMS}/<vm>/extensions", ("GET",), self._extensions, ext),
-            Route(f"{_VMS}/<vm>/extensions/<ext>", ("GET",), self._extension, ext),
-            Route(f"{_VMS}/<vm>/extensions/<ext>", ("DELETE",), self._delete_extension, ext),
+            *self.extensions.routes(_VMS, VIRTUAL_MACHINES, EXTENSIONS),
             Route(
                 f"/subscriptions/<sub>/providers/{NAMESPACE}/locations/<loc>/operations/<op_id>",
                 ("GET",),
@@ -162,8 +165,15 @@ class ComputeProvider:
     # -- virtual machines
 
     def _list(self, call: Call) -> Response:
-        roster = resource_group(call.roster, call.args)
-        expand = wants_instance_view(call.request)
+        return self._vm_list(resource_group(call.roster, call.args), call)
+
+    def _list_all(self, call: Call) -> Response:
+        """Every VM of the subscription: the lab's one resource group holds them all."""
+        return self._vm_list(subscription(call.roster, call.args["sub"]), call)
+
+    def _vm_list(self, roster: Roster, call: Call) -> Response:
+        status_only = call.request.args.get("statusOnly", "").lower() == "true"
+        expand = status_only or wants_instance_view(call.request)
         value = [self._vm_document(roster, g, expand) for g in roster.guests]
         return json_response(200, {"value": value})
 
@@ -182,6 +192,10 @@ class ComputeProvider:
         roster = resource_group(call.roster, call.args)
         vm = guest(roster, call.args["vm"], VM_TYPE)
         action = PowerAction(call.args["act"])
+        if action is PowerAction.RESTART:
+            report = self._fabric.vm(vm.name)
+            if report is not None and report.power_state in NOT_RUNNING_STATES:
+                raise ArmError(409, "OperationNotAllowed", NOT_RUNNING_MESSAGE)
         op = self._begin(vm, action)
         run_in_background(self.operations, op, partial(self._power_work, vm, action))
         return accepted(call.request, roster, op, self._retry_after)
@@ -198,49 +212,6 @@ class ComputeProvider:
                     f"it: {exc}",
                     "BadGateway",
                 ) from exc
-
-    # -- extensions
-
-    def _extensions(self, call: Call) -> Response:
-        roster = resource_group(call.roster, call.args)
-        vm = guest(roster, call.args["vm"], VM_TYPE)
-        report = self._fabric.vm(vm.name)
-        expand = wants_instance_view(call.request)
-        value = [
-            self._extension_document(roster, vm, ext, expand) for ext in reported_extensions(report)
-        ]
-        return json_response(200, {"value": value})
-
-    def _extension(self, call: Call) -> Response:
-        roster = resource_group(call.roster, call.args)
-        vm = guest(roster, call.args["vm"], VM_TYPE)
-        ext = find_extension(self._fabric.vm(vm.name), call.args["ext"])
-        if ext is None:
-            raise not_found(roster, EXTENSION_TYPE, f"{vm.name}/{call.args['ext']}")
-        return json_response(
-            200, self._extension_document(roster, vm, ext, wants_instance_view(call.request))
-        )
-
-    def _delete_extension(self, call: Call) -> Response:
-        """ARM's DELETE: 202 + operation while the agent uninstalls; 204 when there is
-        nothing to delete (ARM deletes are idempotent)."""
-        roster = resource_group(call.roster, call.args)
-        vm = guest(roster, call.args["vm"], VM_TYPE)
-        ext = find_extension(self._fabric.vm(vm.name), call.args["ext"])
-        if ext is None:
-            return Response(status=204)
-        name = arm_name(ext.name)
-        op = self._begin(vm, ExtensionDelete(name=name, handler=ext.name))
-        work = ExtensionDeletion(
-            fabric=self._fabric,
-            vm=vm.name,
-            name=name,
-            handler=ext.name,
-            timeout_seconds=self._extension_timeout(),
-            poll_seconds=self._extension_poll,
-        )
-        run_in_background(self.operations, op, work)
-        return accepted(call.request, roster, op, self._retry_after)
 
     def _operation(self, call: Call) -> Response:
         roster = subscription(call.roster, call.args["sub"])
@@ -261,17 +232,6 @@ class ComputeProvider:
                 f"Operation '{action.value}' is not allowed on VM '{vm.name}' "
                 f"while operation '{exc.running.action.value}' is in progress.",
             ) from exc
-
-    def _extension_document(
-        self, roster: Roster, vm: GuestEntry, ext: ExtensionReport, expand: bool
-    ) -> JsonObject:
-        running = self.operations.running(vm.name)
-        deleting = (
-            running is not None
-            and isinstance(running.action, ExtensionDelete)
-            and running.action.handler.lower() == ext.name.lower()
-        )
-        return extension_document(roster, vm.name, ext, deleting=deleting, expand=expand)
 
     def _vm_document(self, roster: Roster, vm: GuestEntry, expand: bool) -> JsonObject:
         busy = self.operations.running(vm.name) is not None

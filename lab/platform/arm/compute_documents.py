@@ -10,8 +10,16 @@ This module is pure: no clocks, no state, no I/O. Callers pass in everything.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
+from lab.platform.arm import naming
+from lab.platform.arm.compute_profiles import (
+    hardware_profile,
+    network_profile,
+    os_profile,
+    storage_profile,
+)
 from lab.platform.arm.conventions import JsonObject
 from lab.platform.arm.extensions import arm_name, requested_version, split_handler
 from lab.platform.arm.fabric import ExtensionReport, FabricVm
@@ -20,7 +28,6 @@ from lab.platform.roster import GuestEntry, Roster
 
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 EXTENSION_TYPE = f"{VM_TYPE}/extensions"
-VM_SIZE = "Standard_D2s_v3"
 
 # What Azure shows for the guest agent. The "not updated" text is the platform's own
 # wording for a stale status blob; the "not found" text is what it shows for a VM whose
@@ -39,26 +46,20 @@ def vm_id(lab: str, name: str) -> str:
 
 
 def vm_resource_id(roster: Roster, name: str) -> str:
-    return (
-        f"/subscriptions/{roster.subscription_id}/resourceGroups/{roster.resource_group}"
-        f"/providers/{VM_TYPE}/{name}"
-    )
+    return naming.vm_resource_id(roster, name)
 
 
 def vm_document(
     roster: Roster, guest: GuestEntry, busy: bool, instance_view: JsonObject | None = None
 ) -> JsonObject:
-    """The VM resource as ``GET .../virtualMachines/{vm}`` returns it."""
+    """The VM resource as ``GET .../virtualMachines/{vm}`` returns it: its profiles say
+    what is true of the guest (:mod:`lab.platform.arm.compute_profiles`)."""
     properties: JsonObject = {
         "vmId": vm_id(roster.lab, guest.name),
-        "hardwareProfile": {"vmSize": VM_SIZE},
-        "storageProfile": {
-            "osDisk": {"osType": "Linux", "name": f"{guest.name}-osdisk", "createOption": "Attach"}
-        },
-        "osProfile": {
-            "computerName": guest.name,
-            "linuxConfiguration": {"provisionVMAgent": True},
-        },
+        "hardwareProfile": hardware_profile(guest),
+        "storageProfile": storage_profile(roster, guest),
+        "osProfile": os_profile(guest),
+        "networkProfile": network_profile(roster, guest),
         "provisioningState": "Updating" if busy else "Succeeded",
     }
     if instance_view is not None:
@@ -171,26 +172,37 @@ _EXTENSION_PROVISIONING = {"success": "Succeeded", "warning": "Succeeded", "erro
 
 
 def extension_document(
-    roster: Roster, vm: str, ext: ExtensionReport, *, deleting: bool, expand: bool
+    roster: Roster,
+    vm: str,
+    ext: ExtensionReport,
+    *,
+    expand: bool,
+    name: str | None = None,
+    provisioning_state: str | None = None,
+    settings: Mapping[str, object] | None = None,
 ) -> JsonObject:
     """A ``Microsoft.Compute/virtualMachines/extensions`` resource.
 
-    ``autoUpgradeMinorVersion`` is true because that is how Azure Backup and the portal
-    install extensions; ``provisioningState`` follows what the extension last reported
-    (``Updating`` while it runs), and ``Deleting`` while a delete is in progress.
+    ``name`` is its resource name (by default its type, as Azure Backup names its
+    extension); ``autoUpgradeMinorVersion`` is true because that is how Azure Backup and
+    the portal install extensions; ``provisioningState`` follows what the extension last
+    reported (``Updating`` while it runs) unless an operation on it says otherwise
+    (``Creating``, ``Updating``, ``Deleting``); ``settings`` are the public settings the
+    goal state holds (protected settings are never returned, as in Azure).
     """
     publisher, kind = split_handler(ext.name)
-    state = _EXTENSION_PROVISIONING.get(ext.status or "", "Updating")
+    state = provisioning_state or _EXTENSION_PROVISIONING.get(ext.status or "", "Updating")
     properties: JsonObject = _without_none(
         publisher=publisher,
         type=kind,
         typeHandlerVersion=requested_version(ext.version),
         autoUpgradeMinorVersion=True,
-        provisioningState="Deleting" if deleting else state,
+        settings=dict(settings) if settings else None,
+        provisioningState=state,
     )
     if expand:
         properties["instanceView"] = _extension_view(ext)
-    name = arm_name(ext.name)
+    name = name or arm_name(ext.name)
     return {
         "id": extension_resource_id(roster, vm, name),
         "name": name,

@@ -7,8 +7,10 @@ statuses it shows come from the fabric's control API (``/control/v1``), i.e. wha
 real agent last reported to our WireServer. The power state is the fabric's record
 (:mod:`lab.platform.power_states`): the twin's power operations write their outcome, and
 the host's watcher (:mod:`lab.platform.host_power`, in the same container) reports an
-OS that halted, so a VM shut down from inside shows ``stopped``, as on Azure. Deleting an
-extension is the other write: the fabric puts the handler in state ``uninstall`` and
+OS that halted, so a VM shut down from inside shows ``stopped``, as on Azure. Extensions
+are the other writes, CRP's part: creating or updating one (and a Run Command) puts the
+handler in the goal state with its settings and the next sequence number
+(:mod:`lab.platform.control_extensions`), deleting one puts it in state ``uninstall``;
 the real agent does the rest.
 :class:`FabricClient` is the seam that keeps the twin testable without a lab;
 :class:`HttpFabricClient` is the real one.
@@ -63,6 +65,28 @@ class ExtensionReport:
     status: str | None = None
     code: str | None = None
     message: str | None = None
+    sequence_number: int | None = None  # the settings' seq the status answers
+
+
+@dataclass(frozen=True)
+class GoalStateHandler:
+    """One handler in a VM's goal state: what the platform asked of the agent."""
+
+    name: str
+    version: str
+    state: str  # enabled, disabled or uninstall
+    seq_no: int
+    public_settings: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class PublishedHandler:
+    """A handler the fabric just enabled in a VM's goal state."""
+
+    name: str
+    version: str
+    seq_no: int
+    incarnation: str
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,27 @@ class FabricClient(Protocol):
     def report_halt(self, vm: str) -> bool:
         """Report that ``vm``'s OS halted; True if the platform took it (False when its
         view of the VM is stale). Raises :class:`FabricError` when it does not answer."""
+        ...
+
+    def handler_versions(self, handler: str) -> tuple[str, ...] | None:
+        """The versions the platform's manifest lists for ``handler``, oldest first;
+        None when the platform publishes no such handler."""
+        ...
+
+    def goal_state_handlers(self, vm: str) -> tuple[GoalStateHandler, ...]:
+        """The handlers in ``vm``'s goal state (raises :class:`FabricError`)."""
+        ...
+
+    def enable_handler(
+        self,
+        vm: str,
+        handler: str,
+        version: str,
+        public: Mapping[str, object],
+        protected: Mapping[str, object] | None,
+    ) -> PublishedHandler:
+        """Put ``handler`` at ``version`` in ``vm``'s goal state, enabled, with these
+        settings and the next sequence number (raises :class:`FabricError`)."""
         ...
 
 
@@ -166,6 +211,55 @@ class HttpFabricClient:
         if not isinstance(taken, bool):
             raise FabricError("the fabric's halt answer does not say whether it was taken")
         return taken
+
+    def handler_versions(self, handler: str) -> tuple[str, ...] | None:
+        text = self._get(f"/control/v1/extensions/{quote(handler, safe='')}/versions")
+        if text is None:
+            return None
+        try:
+            listed = json.loads(text)["versions"]
+            return tuple(str(v["version"]) for v in listed)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FabricError(f"the fabric's versions of {handler!r} are not valid: {exc}") from exc
+
+    def goal_state_handlers(self, vm: str) -> tuple[GoalStateHandler, ...]:
+        text = self._get(f"/control/v1/vms/{quote(vm, safe='')}/extensions")
+        if text is None:
+            raise FabricError(f"the fabric has no VM {vm!r}")
+        try:
+            return tuple(_parse_goal_state_handler(h) for h in json.loads(text)["handlers"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FabricError(f"the fabric's handlers of {vm!r} are not valid: {exc}") from exc
+
+    def enable_handler(
+        self,
+        vm: str,
+        handler: str,
+        version: str,
+        public: Mapping[str, object],
+        protected: Mapping[str, object] | None,
+    ) -> PublishedHandler:
+        body = json.dumps(
+            {
+                "version": version,
+                "public_settings": dict(public),
+                "protected_settings": None if protected is None else dict(protected),
+            }
+        ).encode()
+        path = f"/control/v1/vms/{quote(vm, safe='')}/extensions/{quote(handler, safe='')}"
+        text = self._request("PUT", path, body)
+        if text is None:
+            raise FabricError(f"the fabric has no VM {vm!r} or no handler {handler!r}")
+        try:
+            doc = json.loads(text)
+            return PublishedHandler(
+                name=str(doc["name"]),
+                version=str(doc["version"]),
+                seq_no=int(doc["seq_no"]),
+                incarnation=str(doc["incarnation"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FabricError(f"the fabric's answer to enabling {handler!r} is not valid") from exc
 
     def _get(self, path: str) -> str | None:
         return self._request("GET", path)
@@ -244,7 +338,33 @@ def _parse_extension(raw: object) -> ExtensionReport | None:
         status=_text(doc, "status"),
         code=_text(doc, "code"),
         message=_text(doc, "message"),
+        sequence_number=_int(doc, "sequence_number"),
     )
+
+
+def _parse_goal_state_handler(raw: object) -> GoalStateHandler:
+    doc = _object(raw, "handler")
+    public = _or(doc.get("public_settings"), {})
+    if not isinstance(public, dict):
+        raise ValueError("public_settings is not an object")
+    return GoalStateHandler(
+        name=_text(doc, "name") or "",
+        version=_text(doc, "version") or "",
+        state=_text(doc, "state") or "enabled",
+        seq_no=_int(doc, "seq_no") or 0,
+        public_settings=public,
+    )
+
+
+def _int(doc: Mapping[str, object], key: str) -> int | None:
+    """An integer field; None when absent, null or not a whole number."""
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
 
 
 def _or(value: object, default: object) -> object:

@@ -1,9 +1,12 @@
 """The ARM twin's power side: VM power states and actions, and Docker carrying them out.
 
-Power operations (power off / start / restart) stop, start or restart the guest's
-container, as the host stops or boots a VM. The power state the twin *shows* is the
-fabric's record (:mod:`lab.platform.power_states`): the twin writes an operation's
-outcome there once it is done, and the host's watcher (:mod:`lab.platform.host_power`)
+Power operations (power off / deallocate / start / restart) stop, start or restart the
+guest's container, as the host stops or boots a VM. Power off leaves the VM allocated
+(``stopped``), deallocate releases it (``deallocated``); a container has no host
+resources to release, so both stop it, and the platform's record tells them apart.
+The power state the twin *shows* is the fabric's record
+(:mod:`lab.platform.power_states`): the twin writes an operation's outcome there once it
+is done, and the host's watcher (:mod:`lab.platform.host_power`)
 writes ``stopped`` when a guest OS halts, as Azure shows a VM shut down from inside.
 :class:`PowerBackend` is the seam that keeps the twin testable without a lab;
 :class:`DockerPower` is the real one.
@@ -35,8 +38,10 @@ class PowerState(Enum):
 
     RUNNING = "running"
     STOPPED = "stopped"
+    DEALLOCATED = "deallocated"
     STARTING = "starting"
     STOPPING = "stopping"
+    DEALLOCATING = "deallocating"
     UNKNOWN = "unknown"
 
     @property
@@ -48,23 +53,44 @@ class PowerAction(Enum):
     """A power operation; the value is its ARM action name (the last URL segment)."""
 
     POWER_OFF = "powerOff"
+    DEALLOCATE = "deallocate"
     START = "start"
     RESTART = "restart"
 
     @property
+    def stops(self) -> bool:
+        """Whether the operation stops the guest (power off and deallocate do)."""
+        return self in (PowerAction.POWER_OFF, PowerAction.DEALLOCATE)
+
+    @property
     def transition(self) -> PowerState:
         """What the instance view shows while this operation runs."""
-        return PowerState.STOPPING if self is PowerAction.POWER_OFF else PowerState.STARTING
+        return _TRANSITIONS[self]
 
     @property
     def outcome(self) -> PowerState:
         """The platform's power state once the operation is done."""
-        return PowerState.STOPPED if self is PowerAction.POWER_OFF else PowerState.RUNNING
+        return _OUTCOMES[self]
+
+
+_TRANSITIONS = {
+    PowerAction.POWER_OFF: PowerState.STOPPING,
+    PowerAction.DEALLOCATE: PowerState.DEALLOCATING,
+    PowerAction.START: PowerState.STARTING,
+    PowerAction.RESTART: PowerState.STARTING,
+}
+_OUTCOMES = {
+    PowerAction.POWER_OFF: PowerState.STOPPED,
+    PowerAction.DEALLOCATE: PowerState.DEALLOCATED,
+    PowerAction.START: PowerState.RUNNING,
+    PowerAction.RESTART: PowerState.RUNNING,
+}
 
 
 def platform_power_state(value: str | None) -> PowerState:
-    """The fabric's power state (``running``/``stopped``) as a :class:`PowerState`."""
-    settled = (PowerState.RUNNING, PowerState.STOPPED)
+    """The fabric's power state (``running``/``stopped``/``deallocated``) as a
+    :class:`PowerState`."""
+    settled = (PowerState.RUNNING, PowerState.STOPPED, PowerState.DEALLOCATED)
     return next((s for s in settled if s.value == value), PowerState.UNKNOWN)
 
 
@@ -100,7 +126,7 @@ class DockerPower:
     def act(self, container: str, action: PowerAction) -> None:
         try:
             target = self._container(container)
-            if action is PowerAction.POWER_OFF:
+            if action.stops:
                 target.stop(timeout=self._stop_timeout)
             elif action is PowerAction.START:
                 target.start()
