@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 
 from lab import signals
+from lab.cli_backup import COMMANDS as BACKUP_COMMANDS
 from lab.cli_diagnose import diagnose
 from lab.cli_nsg import nsg
 from lab.cli_run import inject, run
@@ -25,7 +26,7 @@ from lab.cli_scenario import scenario
 from lab.cli_ssh import ssh
 from lab.errors import SnaplabError
 from lab.extension.protocol import HANDLER_NAME
-from lab.provision import backups, engine, images
+from lab.provision import engine, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.guest_variants import GUEST_VARIANTS
@@ -182,121 +183,6 @@ def env(lab_name: str | None) -> None:
         click.echo(f"export {key}={shlex.quote(value)}")
 
 
-@cli.command()
-@click.argument("vm")
-@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
-@click.option("--wait", is_flag=True, help="Follow the job to its end; exit 1 if it fails.")
-@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-def backup(vm: str, lab_name: str | None, wait: bool, as_json: bool) -> None:
-    """Start an on-demand backup job of VM, as Azure Backup's "Backup now"."""
-    client = engine.connect()
-    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
-    job = backups.start(roster, vm)
-    if wait:
-        with console.status(f"backing up {vm}") as progress:
-            job = backups.follow(
-                roster, job, lambda j: progress.update(f"{vm}: {backups.summary(j)}")
-            )
-    click.echo(json.dumps(job, indent=2) if as_json else backups.summary(job))
-    if wait and job["status"] == "Failed":
-        sys.exit(1)
-
-
-@cli.command()
-@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
-@click.option("--vm", default=None, help="Only this VM's jobs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def jobs(lab_name: str | None, vm: str | None, as_json: bool) -> None:
-    """List backup jobs, newest first."""
-    client = engine.connect()
-    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
-    if vm is not None:
-        backups.check_vm(roster, vm)
-    found = FabricClient(roster.fabric_ip).jobs(vm)
-    if as_json:
-        click.echo(json.dumps({"jobs": found}, indent=2))
-    else:
-        for job in found:
-            click.echo(backups.summary(job))
-
-
-@cli.command("restore-points")
-@click.argument("vm")
-@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def restore_points(vm: str, lab_name: str | None, as_json: bool) -> None:
-    """List a VM's restore points (real blob snapshots, with their vault copies)."""
-    client = engine.connect()
-    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
-    backups.check_vm(roster, vm)
-    points = FabricClient(roster.fabric_ip).restore_points(vm)
-    if as_json:
-        click.echo(json.dumps({"restore_points": points}, indent=2))
-    else:
-        for point in points:
-            disks = ", ".join(f"{d['name']}@{d['snapshot']}" for d in point["disks"])
-            click.echo(f"{point['id']}  {point['created_at']}  job {point['job_id']}  {disks}")
-
-
-@cli.group()
-def policy() -> None:
-    """Backup policies: when each VM's scheduled backups start (the lab's Azure clock)."""
-
-
-@policy.command("list")
-@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def policy_list(lab_name: str | None, as_json: bool) -> None:
-    """Show the Azure clock and every policy with its run time, next run and VMs."""
-    client = engine.connect()
-    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
-    view = FabricClient(roster.fabric_ip).policies()
-    if as_json:
-        click.echo(json.dumps(view, indent=2))
-        return
-    click.echo(
-        f"Azure clock {view['azure_now']} (x{view['time_scale']:g}); "
-        f"the lab's host model takes {view['host_snapshot_slots']} snapshots at a time"
-    )
-    for item in view["policies"]:
-        click.echo("  " + backups.policy_line(item))
-
-
-@policy.command("set")
-@click.argument("name")
-@click.option(
-    "--time",
-    "time_spec",
-    required=True,
-    metavar="HH:MM|+15m|+2h",
-    help="Daily run time (UTC, Azure clock), or an offset from the Azure clock now.",
-)
-@click.option(
-    "--vm", "vms", multiple=True, metavar="VM", help="Put this VM on the policy (repeatable)."
-)
-@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
-def policy_set(name: str, time_spec: str, vms: tuple[str, ...], lab_name: str | None) -> None:
-    """Create or change policy NAME, and move VMs onto it."""
-    client = engine.connect()
-    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
-    click.echo(backups.policy_line(backups.set_policy(roster, name, time_spec, vms)))
-
-
-@policy.command("wait")
-@click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
-@click.option("--timeout", type=float, default=None, help="Lab seconds to wait at most.")
-def policy_wait(names: tuple[str, ...], lab_name: str | None, timeout: float | None) -> None:
-    """Wait for each policy's next scheduled run to end; exit 1 if any job failed."""
-    client = engine.connect()
-    roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
-    jobs = backups.wait_for_policy_runs(roster, names, click.echo, timeout)
-    for job in jobs:
-        click.echo(f"{job['policy']}: " + backups.summary(job))
-    if any(job["status"] == "Failed" for job in jobs):
-        sys.exit(1)
-
-
 @cli.group()
 def extension() -> None:
     """The VMSnapshot extension versions the platform offers."""
@@ -342,7 +228,7 @@ def _print_status(result: dict[str, Any]) -> None:
         )
 
 
-for command in (run, inject, diagnose, nsg, scenario, ssh):
+for command in (run, inject, diagnose, nsg, scenario, ssh, *BACKUP_COMMANDS):
     cli.add_command(command)
 
 

@@ -1,9 +1,10 @@
 """Start backup jobs on a lab's backup service and follow them to their end.
 
 The job itself runs in the fabric (it survives this process); following it here is
-only polling, so Ctrl-C while waiting leaves the job to finish on its own. Backup
-policies live there too: this module sets them (run times on the lab's Azure clock, as
-``HH:MM`` or an offset from now) and waits for their scheduled runs.
+only polling, so Ctrl-C while waiting leaves the job to finish on its own. The runner
+uses it; the ``snaplab`` backup commands go through the lab's vault instead
+(:mod:`lab.provision.vault`). A policy run time given as an offset from the lab's
+Azure clock is resolved here for the fabric's own callers (the schedule-storm fault).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from lab.errors import BadInput, PlatformError, UnknownVm
+from lab.errors import BadInput, UnknownVm
 from lab.platform.roster import Roster
 from lab.provision.fabric_client import FabricClient
 
@@ -95,71 +96,3 @@ def resolve_run_time(spec: str, azure_now: str) -> str:
     if moment.second or moment.microsecond:
         moment = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
     return moment.strftime("%H:%M")
-
-
-def set_policy(roster: Roster, name: str, time_spec: str, vms: tuple[str, ...]) -> dict[str, Any]:
-    """Create or change a policy's daily run time, then put ``vms`` on it (in order)."""
-    for vm in vms:
-        check_vm(roster, vm)
-    fabric = FabricClient(roster.fabric_ip)
-    run_time = resolve_run_time(time_spec, str(fabric.policies()["azure_now"]))
-    fabric.set_policy(name, run_time)
-    for vm in vms:
-        fabric.protect(vm, name)
-    return policy_view(roster, name)
-
-
-def policy_view(roster: Roster, name: str) -> dict[str, Any]:
-    policies = FabricClient(roster.fabric_ip).policies()["policies"]
-    found = next((p for p in policies if p["name"] == name), None)
-    if found is None:
-        raise BadInput(f"lab {roster.lab!r} has no backup policy {name!r}")
-    return cast(dict[str, Any], found)
-
-
-def policy_line(policy: dict[str, Any]) -> str:
-    vms = ", ".join(policy["vms"]) or "no VMs"
-    return (
-        f"{policy['name']:<16} daily at {policy['schedule_run_time']} (Azure clock, UTC)  "
-        f"next {policy['next_run']} (in {policy['next_run_in_lab_seconds']:.0f} lab s)  {vms}"
-    )
-
-
-def wait_for_policy_runs(
-    roster: Roster,
-    names: tuple[str, ...],
-    report: Callable[[str], None],
-    timeout: float | None = None,
-) -> list[dict[str, Any]]:
-    """Wait for each named policy's next scheduled run to start and every job it
-    started to end; returns those jobs (oldest first).
-
-    The default timeout is the latest next run plus ten minutes of lab time, room for
-    any job to reach the snapshot sub-task timeout and its vault transfer.
-    """
-    fabric = FabricClient(roster.fabric_ip)
-    policies = [policy_view(roster, name) for name in names]
-    before = {job["job_id"] for job in fabric.jobs()}
-    expected = {(p["name"], vm) for p in policies for vm in p["vms"]}
-    latest = max((float(p["next_run_in_lab_seconds"]) for p in policies), default=0.0)
-    deadline = time.monotonic() + (timeout if timeout is not None else latest + 600.0)
-    for policy in policies:
-        report(policy_line(policy))
-    while True:
-        runs = [
-            job
-            for job in fabric.jobs()
-            if job["job_id"] not in before
-            and job.get("trigger") == "Scheduled"
-            and (job.get("policy"), job["vm"]) in expected
-        ]
-        started = {(job["policy"], job["vm"]) for job in runs}
-        if started >= expected and all(job["status"] in TERMINAL for job in runs):
-            return sorted(runs, key=lambda job: str(job["started_at"]))
-        if time.monotonic() > deadline:
-            missing = ", ".join(f"{vm} ({policy})" for policy, vm in sorted(expected - started))
-            raise PlatformError(
-                f"policies {', '.join(names)}: scheduled runs not finished in time"
-                + (f"; not started: {missing}" if missing else "")
-            )
-        time.sleep(POLL_SECONDS)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from lab.platform.arm.app import ArmTwin
 from lab.platform.arm.fabric import FabricError
@@ -98,7 +98,39 @@ def build_server(app: ArmTwin, port: int, context: ssl.SSLContext) -> BaseWSGISe
 
     Threaded because the SDK polls an operation while the power change runs.
     """
-    return make_server(LISTEN_ADDRESS, port, app, threaded=True, ssl_context=context)
+    return make_server(
+        LISTEN_ADDRESS,
+        port,
+        app,
+        threaded=True,
+        ssl_context=context,
+        request_handler=ArmRequestHandler,
+    )
+
+
+class ArmRequestHandler(WSGIRequestHandler):
+    """One ``Date`` header per answer, as ARM sends: the application's when it sets one
+    (the Recovery Services provider stamps the lab's Azure clock, so a script reads the
+    platform's time as it would Azure's), else the host's now. Python's handler would
+    add its own beside the application's."""
+
+    _dated = False
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._dated = False
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "date":
+            self._dated = True
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        if not self._dated:
+            super().send_header("Date", self.date_time_string())
+        super().end_headers()
 
 
 def serve_until_signalled(server: BaseWSGIServer) -> None:
