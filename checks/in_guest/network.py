@@ -23,7 +23,7 @@ from checks.result import CheckResult
 ENDPOINT_FILE = "/var/lib/waagent/WireServerEndpoint"
 _DHCP_PORT = re.compile(r"-p udp\b.*--(dport|sport) (67|68)\b")
 
-# Kept under its old name: runbooks and tests decode dhclient leases with it.
+# The name this module gave the dhclient lease decoder before the other stacks came.
 option_245_address = dhclient_option_245
 
 
