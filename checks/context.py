@@ -4,9 +4,9 @@ ask the platform about it.
 A context is built from a lab name and a VM name (:func:`context_for_vm`) or from a
 guest container's own labels (:func:`context_from_container`, what ``pytest checks
 --hosts=docker://<container>`` uses). What it carries is only what an engineer on a real
-case has: a shell on the guest, the Azure SDK against the VM's subscription, the backup
-jobs, the NSG rules and the addresses the platform publishes. Nothing in it says which
-fault, if any, was injected.
+case has: a shell on the guest, the Azure SDKs against the VM's subscription (its NSG
+read through Microsoft.Network), the backup jobs and the addresses the platform publishes.
+Nothing in it says which fault, if any, was injected.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Any, Protocol
 import docker
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachineInstanceView
+from azure.mgmt.network import NetworkManagementClient
 from docker.errors import NotFound
 
 from checks.host import GuestHost
-from checks.nsg import NsgRule, RuleSource, iptables_rules
-from lab.azure_sdk import compute_client
+from checks.nsg import NsgRule, vm_nsg_rules
+from lab.azure_sdk import compute_client, network_client
 from lab.errors import BadInput, UnknownVm
 from lab.platform.roster import GuestEntry, Roster
 from lab.platform.timescale import DEFAULT_TIME_SCALE, SNAPSHOT_SUBTASK_TIMEOUT
@@ -42,7 +43,9 @@ class Platform(Protocol):
         """Every backup job of the lab (all VMs), newest first."""
         ...
 
-    def nsg_rules(self) -> Sequence[NsgRule]: ...
+    def nsg_rules(self, vm: str) -> Sequence[NsgRule]:
+        """The rules of the NSG on the VM's network interface (its own and the defaults)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -85,19 +88,18 @@ class CheckContext:
 
 
 class LabPlatform:
-    """:class:`Platform` of a running lab: the ARM twin through the unmodified Azure SDK,
-    the fabric's job list, and the NSG rules on the host."""
+    """:class:`Platform` of a running lab: the ARM twin through the unmodified Azure SDKs
+    (Compute, and Network for the NSG), and the fabric's job list."""
 
     def __init__(
         self,
         client: docker.DockerClient,
         roster: Roster,
-        rules: RuleSource = iptables_rules,
     ) -> None:
         self._client = client
         self._roster = roster
-        self._rules = rules
         self._compute: ComputeManagementClient | None = None
+        self._network: NetworkManagementClient | None = None
         self._resource_group = roster.resource_group
         self._views: dict[str, VirtualMachineInstanceView] = {}
 
@@ -110,8 +112,12 @@ class LabPlatform:
     def jobs(self) -> Sequence[dict[str, Any]]:
         return FabricClient(self._roster.fabric_ip).jobs()
 
-    def nsg_rules(self) -> Sequence[NsgRule]:
-        return self._rules()
+    def nsg_rules(self, vm: str) -> Sequence[NsgRule]:
+        if self._network is None:
+            arm = labs.arm_endpoint(self._client, self._roster.lab)
+            self._network = network_client(arm.url, arm.token, arm.subscription_id, arm.ca_file)
+            self._resource_group = arm.resource_group
+        return vm_nsg_rules(self._network, self._resource_group, vm)
 
     def _sdk(self) -> ComputeManagementClient:
         if self._compute is None:

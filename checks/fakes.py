@@ -86,7 +86,7 @@ class FakePlatform:
     def jobs(self) -> Sequence[dict[str, Any]]:
         return self.job_list
 
-    def nsg_rules(self) -> Sequence[NsgRule]:
+    def nsg_rules(self, vm: str) -> Sequence[NsgRule]:
         return self.rules
 
 

@@ -1,134 +1,162 @@
-"""NSG rules as the checks read them, and the question they answer: may this VM's
-traffic reach that address and port?
+"""A VM's network security group as an engineer reads it with ``azure-mgmt-network``, and
+the question the checks ask of it: may this VM's traffic reach that address and port?
 
-In the lab an NSG rule is an iptables rule outside the guest (its root cannot lift it),
-tagged with a comment that starts ``snaplab.nsg``. :func:`iptables_rules` reads them
-from the host; it is the one seam to point at ``lab.provision.nsg`` once that module
-lists a VM's rules itself. Evaluation is first-match, as iptables (and an NSG by
-priority) decides: the first rule whose source, destination, protocol and port cover
-the flow allows or denies it; no matching rule means the lab's default (allowed).
+The NSG is found by observation, as on Azure: the network interface whose
+``virtualMachine`` is the VM, then the NSG that NIC names (:func:`vm_nsg_rules`); its
+rules are its own ``securityRules`` and Azure's ``defaultSecurityRules``. Evaluation is
+Azure's: the rules of the flow's direction, lowest priority number first; the first one
+whose source, destination, protocol and destination port cover the flow allows or
+denies it. A service tag covers an address when the address belongs to it: which tags an
+endpoint belongs to is the caller's knowledge (on Azure, the published service tag
+ranges; a storage account's public endpoint is in ``Storage``, ``Storage.<region>``,
+``AzureCloud`` and ``Internet``; a VM's own address is in ``VirtualNetwork``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import shlex
-import shutil
-import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# An NSG rule carries a comment "snaplab.nsg" or "snaplab.nsg=<name>" (beside the
-# "snaplab.lab=<lab>" comment that teardown uses to find it).
-NSG_MARK = "snaplab.nsg"
-DENY_TARGETS = frozenset({"DROP", "REJECT"})
-ALLOW_TARGETS = frozenset({"ACCEPT", "RETURN"})
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.network.models import SecurityRule
 
-Network = ipaddress.IPv4Network
+ANY = "*"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of a flow: its address and the service tags it belongs to (lower case)."""
+
+    address: str
+    tags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Flow:
+    source: Endpoint
+    destination: Endpoint
+    protocol: str  # "tcp", "udp", "icmp"
+    port: int
+    direction: str = "Outbound"
 
 
 @dataclass(frozen=True)
 class NsgRule:
-    """One rule: who it matches and whether it allows or denies."""
+    """One security rule as the NSG shows it."""
 
     name: str
+    priority: int
+    direction: str
     allow: bool
-    source: Network | None = None  # None = any
-    destination: Network | None = None
-    protocol: str | None = None  # "tcp", "udp", ... None = any
-    ports: tuple[tuple[int, int], ...] | None = None  # inclusive dport ranges; None = any
+    protocol: str = ANY  # "Tcp", "Udp", "Icmp", ... or "*"
+    sources: tuple[str, ...] = (ANY,)
+    destinations: tuple[str, ...] = (ANY,)
+    ports: tuple[str, ...] = (ANY,)  # destination port ranges: "*", "443", "1000-2000"
+    default: bool = False
 
-    def matches(self, source: str, destination: str, protocol: str, port: int) -> bool:
-        src, dst = ipaddress.IPv4Address(source), ipaddress.IPv4Address(destination)
+    def matches(self, flow: Flow) -> bool:
         return (
-            (self.source is None or src in self.source)
-            and (self.destination is None or dst in self.destination)
-            and (self.protocol is None or self.protocol == protocol)
-            and (self.ports is None or any(low <= port <= high for low, high in self.ports))
+            self.direction.lower() == flow.direction.lower()
+            and self.protocol in (ANY, flow.protocol.capitalize())
+            and _covers(self.sources, flow.source)
+            and _covers(self.destinations, flow.destination)
+            and any(_port_covers(p, flow.port) for p in self.ports)
         )
 
     def describe(self) -> str:
-        verb = "allow" if self.allow else "deny"
-        ports = ""
-        if self.ports is not None:
-            ports = ":" + ",".join(
-                str(low) if low == high else f"{low}-{high}" for low, high in self.ports
-            )
+        kind = "default rule" if self.default else "priority"
+        ports = ",".join(self.ports)
+        port = "" if ports == ANY else f" port {ports}"
         return (
-            f"{self.name} ({verb} {self.protocol or 'any'} "
-            f"{self.source or 'any'} -> {self.destination or 'any'}{ports})"
+            f"{self.name} ({kind} {self.priority}, {self.direction} "
+            f"{'Allow' if self.allow else 'Deny'} {self.protocol} from "
+            f"{','.join(self.sources)} to {','.join(self.destinations)}{port})"
         )
 
 
-RuleSource = Callable[[], Sequence[NsgRule]]
+def first_match(rules: Sequence[NsgRule], flow: Flow) -> NsgRule | None:
+    """The rule that decides ``flow``: the lowest-numbered one that matches it."""
+    ordered = sorted(rules, key=lambda r: r.priority)
+    return next((r for r in ordered if r.matches(flow)), None)
 
 
-def first_match(
-    rules: Sequence[NsgRule], source: str, destination: str, protocol: str, port: int
-) -> NsgRule | None:
-    return next((r for r in rules if r.matches(source, destination, protocol, port)), None)
-
-
-def parse_iptables_rule(line: str) -> NsgRule | None:
-    """An ``iptables -S`` line tagged ``snaplab.nsg[=...]`` as a rule; None for others."""
-    try:
-        tokens = shlex.split(line)
-    except ValueError:
-        return None
-    if not tokens or tokens[0] != "-A":
-        return None
-    comments = [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "--comment"]
-    target = _value(tokens, "-j")
-    if (
-        not any(c.startswith(NSG_MARK) for c in comments)
-        or target not in DENY_TARGETS | ALLOW_TARGETS
-    ):
-        return None
+def from_sdk(rule: SecurityRule, default: bool = False) -> NsgRule:
+    """A rule of ``azure-mgmt-network`` (single or list form of each field)."""
+    props = rule.properties
+    if props is None:
+        raise ValueError(f"security rule {rule.name} has no properties")
     return NsgRule(
-        name=" ".join(comments),
-        allow=target in ALLOW_TARGETS,
-        source=_network(_value(tokens, "-s")),
-        destination=_network(_value(tokens, "-d")),
-        protocol=_value(tokens, "-p"),
-        ports=_ports(_value(tokens, "--dport") or _value(tokens, "--dports")),
+        name=rule.name or "?",
+        priority=int(props.priority or 0),
+        direction=_word(props.direction),
+        allow=_word(props.access).lower() == "allow",
+        protocol=_word(props.protocol),
+        sources=_either(props.source_address_prefixes, props.source_address_prefix),
+        destinations=_either(props.destination_address_prefixes, props.destination_address_prefix),
+        ports=_either(props.destination_port_ranges, props.destination_port_range),
+        default=default,
     )
 
 
-def iptables_rules() -> list[NsgRule]:
-    """Every NSG-tagged rule of the host's filter table, in evaluation order."""
-    iptables = shutil.which("iptables")
-    if iptables is None:
-        raise NsgUnreadable("iptables is not installed on this host")
-    done = subprocess.run([iptables, "-S"], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise NsgUnreadable(f"iptables -S failed: {done.stderr.strip()}")
-    rules = (parse_iptables_rule(line) for line in done.stdout.splitlines())
-    return [rule for rule in rules if rule is not None]
+def vm_nsg_rules(network: NetworkManagementClient, resource_group: str, vm: str) -> list[NsgRule]:
+    """The rules of the NSG on ``vm``'s network interface (none when it has no NSG)."""
+    suffix = f"/virtualmachines/{vm.lower()}"
+    for nic in network.network_interfaces.list(resource_group):
+        props = nic.properties
+        owner = props.virtual_machine.id if props and props.virtual_machine else None
+        if not owner or not owner.lower().endswith(suffix):
+            continue
+        group = props.network_security_group if props else None
+        if group is None or not group.id:
+            return []
+        nsg = network.network_security_groups.get(
+            _segment(group.id, "resourceGroups"), group.id.rsplit("/", 1)[-1]
+        )
+        found = nsg.properties
+        own = found.security_rules or [] if found else []
+        defaults = found.default_security_rules or [] if found else []
+        return [from_sdk(r) for r in own] + [from_sdk(r, default=True) for r in defaults]
+    raise NsgUnreadable(f"no network interface in {resource_group} belongs to VM {vm}")
 
 
 class NsgUnreadable(Exception):
-    """The rules could not be listed (no iptables, no permission)."""
+    """The VM's NSG could not be found or read."""
 
 
-def _value(tokens: list[str], flag: str) -> str | None:
-    if flag not in tokens:
-        return None
-    index = tokens.index(flag)
-    return tokens[index + 1] if index + 1 < len(tokens) else None
+def _covers(prefixes: Iterable[str], endpoint: Endpoint) -> bool:
+    for prefix in prefixes:
+        if prefix == ANY or prefix.lower() in endpoint.tags:
+            return True
+        try:
+            network = ipaddress.ip_network(prefix, strict=False)
+        except ValueError:
+            continue
+        if ipaddress.ip_address(endpoint.address) in network:
+            return True
+    return False
 
 
-def _network(text: str | None) -> Network | None:
-    if text is None:
-        return None
-    network = ipaddress.IPv4Network(text, strict=False)
-    return None if network.prefixlen == 0 else network
+def _port_covers(text: str, port: int) -> bool:
+    if text == ANY:
+        return True
+    low, _, high = text.partition("-")
+    try:
+        return int(low) <= port <= int(high or low)
+    except ValueError:
+        return False
 
 
-def _ports(text: str | None) -> tuple[tuple[int, int], ...] | None:
-    if not text:
-        return None
-    ranges = []
-    for part in text.split(","):
-        low, _, high = part.partition(":")
-        ranges.append((int(low), int(high or low)))
-    return tuple(ranges)
+def _either(many: list[str] | None, one: str | None) -> tuple[str, ...]:
+    return tuple(many) if many else (one or ANY,)
+
+
+def _word(value: object) -> str:
+    """An SDK enum (``SecurityRuleAccess.DENY``) as Azure spells it (``Deny``)."""
+    return str(getattr(value, "value", value) or "")
+
+
+def _segment(resource_id: str, name: str) -> str:
+    parts = resource_id.split("/")
+    lowered = [p.lower() for p in parts]
+    return parts[lowered.index(name.lower()) + 1]

@@ -5,8 +5,9 @@ HTTP through a proxy". This fault sets up the situation where the second is the 
 apply: an organisation whose VMs reach the outside through its HTTP proxy, and whose
 network policy denies storage to the VM directly.
 
-* The NSG rule is exactly ``blocked-egress``'s (:mod:`lab.faults.blocked_egress`, held
-  in the host firewall by :mod:`lab.provision.nsg`): TCP from the VM to storage dropped.
+* The NSG rule is exactly ``blocked-egress``'s (:mod:`lab.faults.blocked_egress`,
+  created through the lab's Microsoft.Network and held in the host firewall by the ARM
+  twin): the VM's outbound traffic to the ``Storage`` tag dropped.
 * The organisation's proxy is configured system-wide in the guest, as such images do
   (``/etc/environment``: ``http_proxy``/``https_proxy``/``no_proxy``), so people's
   shells and tools use it; ``/etc/waagent.conf`` names no ``HttpProxy``, and a systemd
@@ -56,7 +57,7 @@ def proxy_answers(target: FaultTarget, timeout: float = 5.0) -> bool:
 class BlockedEgressProxy:
     id = "blocked-egress-proxy"
     summary = (
-        "blocked-egress's NSG rule (TCP to storage dropped) on a VM whose organisation's "
+        "blocked-egress's NSG rule (traffic to Storage dropped) on a VM whose organisation's "
         "HTTP proxy is set system-wide but not in waagent.conf"
     )
 

@@ -244,9 +244,11 @@ def create_arm_twin(
         host_config={
             "network_mode": "host",
             "binds": {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
-            # To open a (re)started guest's cgroups with nsenter (lab.platform.guest_cgroups).
+            # To open a (re)started guest's cgroups with nsenter (lab.platform.guest_cgroups);
+            # NET_ADMIN: the VMs' NSG rules in the host's DOCKER-USER chain, from the host's
+            # network namespace (lab.platform.arm.network_firewall).
             "pid_mode": "host",
-            "cap_add": ["SYS_ADMIN", "SYS_PTRACE"],
+            "cap_add": ["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN"],
         },
     )
     for name, mode in (("server.pem", 0o644), ("server.key", 0o600)):

@@ -34,7 +34,6 @@ with its jump. NSG rules go *below* the lab's jump, so an NSG ``Allow`` never sk
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import shutil
 import subprocess
@@ -43,12 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import ProvisionFailed
+from lab.platform.host_rules import GUARD_CHAIN_PREFIX, guard_chain_name
 from lab.platform.package_mirror import MIRROR_PORT
 from lab.platform.proxy import PROXY_PORT
 from lab.platform.roster import HOSTPLUGIN_PORT, WIRESERVER_PORT
 from lab.provision.labels import RULE_COMMENT_PREFIX, bridge_name, rule_comment
 
-CHAIN_PREFIX = "SNAPLAB-"
+CHAIN_PREFIX = GUARD_CHAIN_PREFIX
 DOCKER_USER = "DOCKER-USER"
 DNS_PORT = 53
 DHCP_SERVER_PORT = 67
@@ -79,8 +79,8 @@ class Platform:
 
 
 def chain_name(lab: str) -> str:
-    """The lab chain's name: stable for a lab name, within iptables' 28 characters."""
-    return CHAIN_PREFIX + hashlib.sha256(lab.encode()).hexdigest()[:11]
+    """The lab chain's name (shared with the ARM twin's NSG rules, which sit below it)."""
+    return guard_chain_name(lab)
 
 
 def _ports(ports: Sequence[int]) -> list[str]:

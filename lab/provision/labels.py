@@ -6,8 +6,12 @@ run left behind can be found again without any state file.
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+# The host-firewall names are shared with the ARM twin (which may not import lab.provision).
+from lab.platform.host_rules import RULE_COMMENT_PREFIX, bridge_name, rule_comment
+
+__all__ = ["RULE_COMMENT_PREFIX", "bridge_name", "rule_comment"]
 
 LAB_LABEL = "snaplab.lab"
 ROLE_LABEL = "snaplab.role"
@@ -19,9 +23,6 @@ ARM_TOKEN_LABEL = "snaplab.arm.token"
 CONTROL_TOKEN_LABEL = "snaplab.control.token"
 IMAGE_LABEL = "snaplab.image"
 RECIPE_LABEL = "snaplab.recipe"
-
-# iptables rules carry this comment prefix so `down --all` can find them.
-RULE_COMMENT_PREFIX = "snaplab.lab="
 
 LAB_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 VM_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
@@ -37,12 +38,3 @@ def container_name(lab: str, part: str) -> str:
 
 def network_name(lab: str) -> str:
     return f"snaplab-{lab}"
-
-
-def bridge_name(lab: str) -> str:
-    """A Linux bridge name (at most 15 characters) that is stable for a lab name."""
-    return "snl-" + hashlib.sha256(lab.encode()).hexdigest()[:11]
-
-
-def rule_comment(lab: str) -> str:
-    return RULE_COMMENT_PREFIX + lab

@@ -587,7 +587,7 @@ def test_extension_delete_uninstalls_through_the_fabric(client: Client, fabric: 
     assert response.status_code == 202
     async_path, location_path = _location_of(response)
     assert _done(client, async_path)["status"] == "Succeeded"
-    assert client.get(location_path, headers=AUTH).status_code == 200
+    assert client.get(location_path, headers=AUTH).status_code == 204  # a delete has no body
     assert fabric.uninstalls == [("vm1", SNAPSHOT_EXT)]
     assert _json(client.get(f"{EXT}?{API}", headers=AUTH)) == {"value": []}
     gone = client.get(f"{EXT}/VMSnapshotLinux?{API}", headers=AUTH)

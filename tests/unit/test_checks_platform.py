@@ -1,15 +1,13 @@
-"""Platform checks against a canned instance view (real SDK models), job list and NSG."""
+"""Platform checks against a canned instance view (real SDK models) and job list (the NSG
+check: test_checks_nsg)."""
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from checks.fakes import FakeHost, FakePlatform, fake_context, healthy_host, healthy_platform
-from checks.nsg import NsgRule
 from checks.on_platform.instance_view import extensions, power_state, vm_agent
 from checks.on_platform.jobs import backup_jobs
-from checks.on_platform.nsg_egress import nsg_egress
 
 TIMEOUT = "GuestAgentSnapshotTaskStatusError"
 
@@ -138,41 +136,3 @@ def test_latest_finished_job_decides() -> None:
 
 def test_no_jobs_pass() -> None:
     assert backup_jobs(fake_context(healthy_host(), FakePlatform())).passed
-
-
-def rule(
-    allow: bool,
-    dst: str | None = "10.213.9.3/32",
-    ports: tuple[tuple[int, int], ...] | None = ((10000, 10000),),
-) -> NsgRule:
-    return NsgRule(
-        name="snaplab.nsg=fake/vm1",
-        allow=allow,
-        source=ipaddress.IPv4Network("10.213.9.10/32"),
-        destination=ipaddress.IPv4Network(dst) if dst else None,
-        protocol="tcp",
-        ports=ports,
-    )
-
-
-def test_no_nsg_rule_passes() -> None:
-    assert nsg_egress(fake_context(healthy_host(), healthy_platform())).passed
-
-
-def test_deny_rule_to_storage_fails() -> None:
-    platform = healthy_platform()
-    platform.rules = [rule(False)]
-    result = nsg_egress(fake_context(healthy_host(), platform))
-    assert not result.passed and "denied by snaplab.nsg=fake/vm1" in result.detail
-
-
-def test_first_matching_rule_wins() -> None:
-    platform = healthy_platform()
-    platform.rules = [rule(True), rule(False, dst=None, ports=None)]
-    assert nsg_egress(fake_context(healthy_host(), platform)).passed
-
-
-def test_deny_rule_elsewhere_passes() -> None:
-    platform = healthy_platform()
-    platform.rules = [rule(False, ports=((443, 443),))]
-    assert nsg_egress(fake_context(healthy_host(), platform)).passed

@@ -22,16 +22,14 @@ from lab.extension.protocol import HANDLER_NAME
 from lab.faults import (
     FaultError,
     FaultTarget,
-    blocked_egress,
     cpu_saturation,
     extensions_disabled,
     fault_by_id,
     prescript_hang,
 )
 from lab.faults.broken_extension import corrupt_script
-from lab.provision import nsg
 from lab.scenario import load_scenario
-from tests.unit.test_nsg_fakes import FakeFirewall, roster
+from tests.unit.test_nsg_fakes import roster
 
 IDS = (
     "agent-stopped",
@@ -234,25 +232,6 @@ def test_broken_extension_needs_an_installed_handler(tmp_path: Path) -> None:
     done = bash(corrupt_script(str(tmp_path)))
     assert done.returncode == 1
     assert "handler is installed (back the VM up once first)" in done.stderr
-
-
-def test_blocked_egress_adds_a_deny_storage_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    wall = FakeFirewall()
-    monkeypatch.setattr(nsg, "Iptables", lambda: wall)
-    fault_by_id("blocked-egress").inject(target())
-    assert nsg.list_rules(ROSTER, "vm1", wall) == [
-        nsg.storage_rule("DenyStorageOutbound", 200, "Deny")
-    ]
-    with pytest.raises(FaultError, match="cannot add NSG rule DenyStorageOutbound"):
-        fault_by_id("blocked-egress").inject(target())  # the same rule twice
-    fault_by_id("blocked-egress").inject(target({"name": "NoBlobs", "priority": 4000}))
-    assert [r.name for r in nsg.list_rules(ROSTER, "vm1", wall)] == [
-        "DenyStorageOutbound",
-        "NoBlobs",
-    ]
-    assert blocked_egress.DEFAULT_NAME == "DenyStorageOutbound"
-    with pytest.raises(FaultError):
-        fault_by_id("blocked-egress").inject(target({"priority": "200"}))
 
 
 def test_cpu_saturation_starts_a_transient_service_of_cpu_workers() -> None:

@@ -11,7 +11,8 @@ import pytest
 
 from lab.errors import ProvisionFailed
 from lab.platform import fabric_firewall, guest_cgroups
-from lab.provision import guest_reach, nsg
+from lab.platform.arm import network_firewall
+from lab.provision import guest_reach
 from lab.provision.labels import bridge_name
 
 PLATFORM = guest_reach.Platform(
@@ -168,20 +169,15 @@ def test_bridge_port_finds_the_host_side_of_a_veth(tmp_path: Path) -> None:
 
 
 def test_nsg_rules_go_below_the_lab_guard() -> None:
-    chain = guest_reach.chain_name("unit")
     listing = "\n".join(
         [
             "-N DOCKER-USER",
-            "-A DOCKER-USER -i a ! -o a -j DROP",
-            "-A DOCKER-USER ! -i a -o a -j DROP",
-            f"-A DOCKER-USER -i a -o a -j {chain}",
+            *(f"-A DOCKER-USER {' '.join(rule)}" for rule in guest_reach.jump_rules("unit")),
             "-A DOCKER-USER -j RETURN",
         ]
     )
-    floor = nsg.guard_floor(listing, "unit")
-    assert floor == 4
-    assert nsg.guard_floor(listing, "other") == 1
-    assert nsg.insert_position([], 300, floor) == 4
+    assert network_firewall.floor(listing, "unit") == 4  # below the edge and the jump
+    assert network_firewall.floor(listing, "other") == 1
 
 
 def test_fabric_refuses_to_relay_to_its_own_other_ports() -> None:

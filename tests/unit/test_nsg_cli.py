@@ -1,21 +1,28 @@
-"""``snaplab nsg``: what it prints, and bad input as one ``Error:`` line with exit code 2 —
-with the lab lookup and the firewall replaced, so no Docker engine or iptables is used."""
+"""``snaplab nsg`` and the blocked-egress fault: thin clients of the twin's
+Microsoft.Network through ``azure-mgmt-network``.
+
+A real twin is served over TLS (test_arm_network's fixture) with the host firewall
+faked; only the lab lookup (Docker) is replaced. What the commands print, their
+``--json``, and bad input as one ``Error:`` line with exit code 2.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from lab import cli_nsg
+from lab import cli_nsg, nsg_api
 from lab.cli import SnaplabGroup
 from lab.errors import LabNotFound
-from lab.provision import nsg
-from tests.unit.test_nsg_fakes import FakeFirewall, roster
-
-ROSTER = roster("t1")
+from lab.faults import fault_by_id
+from lab.faults.base import FaultError, FaultTarget
+from tests.unit.test_arm_network import LAB, RG, ROSTER, Lab, serve_twin
+from tests.unit.test_nsg_fakes import FakeFirewall
 
 
 @click.group(cls=SnaplabGroup)
@@ -27,19 +34,20 @@ root.add_command(cli_nsg.nsg)
 
 
 @pytest.fixture
-def wall(monkeypatch: pytest.MonkeyPatch) -> FakeFirewall:
-    firewall = FakeFirewall()
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    served = serve_twin(tmp_path, FakeFirewall(labs=("other", LAB)), tmp_path / "nsg.json")
+    twin = next(served)
 
     def resolve(_client: object, name: str | None) -> str:
-        if name not in (None, "t1"):
-            raise LabNotFound(f"no lab named {name!r} (running: t1)")
-        return "t1"
+        if name not in (None, LAB):
+            raise LabNotFound(f"no lab named {name!r} (running: {LAB})")
+        return LAB
 
     monkeypatch.setattr(cli_nsg.engine, "connect", lambda: object())
     monkeypatch.setattr(cli_nsg.labs, "resolve_lab", resolve)
-    monkeypatch.setattr(cli_nsg.labs, "roster_of", lambda _client, _lab: ROSTER)
-    monkeypatch.setattr(nsg, "Iptables", lambda: firewall)
-    return firewall
+    monkeypatch.setattr(nsg_api, "connect", lambda _client, _lab: (twin.network, RG))
+    yield twin
+    next(served, None)
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -47,67 +55,80 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_an_empty_nsg_says_outbound_is_allowed(wall: FakeFirewall) -> None:
-    assert run("list", "vm1") == (0, "vm1: no NSG rules (its outbound traffic is allowed)\n")
+def test_an_nsg_without_rules_of_its_own_shows_azures_defaults(lab: Lab) -> None:
+    code, out = run("list", "vm1")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "vm1: network security group vm1-nsg"
+    assert lines[1].split() == [
+        "Priority", "Name", "Direction", "Access", "Protocol", "Source", "Destination", "Port"
+    ]  # fmt: skip
+    assert "no rules of its own" in lines[2]
+    assert [line.split()[:2] for line in lines[3:]] == [
+        ["65000", "AllowVnetInBound"],
+        ["65001", "AllowAzureLoadBalancerInBound"],
+        ["65500", "DenyAllInBound"],
+        ["65000", "AllowVnetOutBound"],
+        ["65001", "AllowInternetOutBound"],
+        ["65500", "DenyAllOutBound"],
+    ]
 
 
-def test_deny_allow_list_and_remove(wall: FakeFirewall) -> None:
+def test_deny_allow_list_and_remove(lab: Lab) -> None:
     code, out = run("deny-storage", "vm1")
-    assert code == 0
+    assert code == 0, out
     assert out == (
-        "vm1: added NSG rule DenyStorageOutbound (priority 200, Deny Tcp to Storage port 10000)\n"
+        "vm1: NSG vm1-nsg now has rule DenyStorageOutbound (priority 200, Outbound Deny * "
+        "from * to Storage)\n"
     )
-    assert run("allow-storage", "vm1", "--lab", "t1")[0] == 0
+    assert len(lab.firewall.nsg_lines()) == 2  # held in the host firewall on return
+    assert run("allow-storage", "vm1", "--lab", LAB)[0] == 0
 
     code, out = run("list", "vm1")
-    assert code == 0
-    lines = out.splitlines()
-    assert lines[0].split() == ["Priority", "Name", "Access", "Protocol", "Destination"]
-    assert lines[1].split() == [
-        "100", "AllowStorageOutbound", "Allow", "Tcp", "Storage:10000", "(10.213.9.3)"
-    ]  # fmt: skip
-    assert lines[2].split()[:3] == ["200", "DenyStorageOutbound", "Deny"]
-
-    code, out = run("remove", "vm1", "DenyStorageOutbound")
-    assert code == 0 and out.startswith("vm1: removed NSG rule DenyStorageOutbound")
-    assert [r.name for r in nsg.list_rules(ROSTER, "vm1", wall)] == ["AllowStorageOutbound"]
+    rows = [line.split() for line in out.splitlines()[2:4]]
+    assert rows == [
+        ["100", "AllowStorageOutbound", "Outbound", "Allow", "*", "*", "Storage", "*"],
+        ["200", "DenyStorageOutbound", "Outbound", "Deny", "*", "*", "Storage", "*"],
+    ]
+    code, out = run("remove", "vm1", "denystorageoutbound")
+    assert code == 0 and out.startswith("vm1: removed rule DenyStorageOutbound (priority 200")
+    names = [r.name for r in lab.network.security_rules.list(RG, "vm1-nsg")]
+    assert names == ["AllowStorageOutbound"]
 
 
-def test_list_json_is_what_a_runbook_filters(wall: FakeFirewall) -> None:
+def test_list_json_is_what_a_runbook_filters(lab: Lab) -> None:
     run("deny-storage", "vm1", "--name", "Block-Storage", "--priority", "300")
     code, out = run("list", "vm1", "--json")
     assert code == 0
-    assert json.loads(out) == {
-        "lab": "t1",
-        "vm": "vm1",
-        "rules": [
-            {
-                "name": "Block-Storage",
-                "priority": 300,
-                "access": "Deny",
-                "protocol": "Tcp",
-                "destination": "Storage",
-                "destination_port": "10000",
-                "direction": "Outbound",
-            }
-        ],
-    }
+    payload = json.loads(out)
+    assert payload["rules"] == [
+        {
+            "name": "Block-Storage",
+            "priority": 300,
+            "direction": "Outbound",
+            "access": "Deny",
+            "protocol": "*",
+            "source": "*",
+            "destination": "Storage",
+            "destination_port": "*",
+        }
+    ]
+    assert (payload["lab"], payload["vm"], payload["nsg"]) == (LAB, "vm1", "vm1-nsg")
+    assert len(payload["default_rules"]) == 6
 
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["list", "vm9"], "VM 'vm9': lab 't1' has no such VM"),
+        (["list", "vm9"], "VM 'vm9': no network interface belongs to it"),
         (["list", "vm1", "--lab", "nolab"], "no lab named 'nolab'"),
-        (["remove", "vm1", "Nope"], "vm1's NSG has no rule named 'Nope'"),
-        (["deny-storage", "vm1", "--name", "bad name"], "rule name 'bad name'"),
+        (["remove", "vm1", "Nope"], "vm1's NSG vm1-nsg has no rule named 'Nope'"),
+        (["deny-storage", "vm1", "--name", "bad name"], "(InvalidResourceName)"),
         (["deny-storage", "vm1", "--priority", "50"], "50 is not in the range 100<=x<=4096"),
         (["remove", "vm1"], "Missing argument 'NAME'"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(
-    wall: FakeFirewall, args: list[str], fragment: str
-) -> None:
+def test_bad_input_is_one_line_and_exit_2(lab: Lab, args: list[str], fragment: str) -> None:
     code, out = run(*args)
     assert code == 2, out
     assert fragment in out
@@ -115,9 +136,30 @@ def test_bad_input_is_one_line_and_exit_2(
     assert [line for line in out.splitlines() if line.startswith("Error:")] != []
 
 
-def test_a_taken_name_or_priority_is_bad_input(wall: FakeFirewall) -> None:
+def test_a_taken_priority_is_azures_conflict(lab: Lab) -> None:
     assert run("deny-storage", "vm1")[0] == 0
-    code, out = run("deny-storage", "vm1")
-    assert (code, out) == (2, "Error: vm1's NSG already has a rule named 'DenyStorageOutbound'\n")
+    assert run("deny-storage", "vm1")[0] == 0  # the same rule again: an update, as on Azure
     code, out = run("allow-storage", "vm1", "--priority", "200")
-    assert code == 2 and "priority 200 is already used" in out
+    assert code == 2 and "Error: (SecurityRuleConflict) Security rule" in out
+
+
+def _target(params: dict[str, object] | None = None) -> FaultTarget:
+    return FaultTarget(client=None, roster=ROSTER, vm="vm1", params=params or {})  # type: ignore[arg-type]
+
+
+def test_blocked_egress_creates_its_deny_rule_through_the_api(lab: Lab) -> None:
+    fault_by_id("blocked-egress").inject(_target())
+    rule = lab.network.security_rules.get(RG, "vm1-nsg", "DenyStorageOutbound")
+    props = rule.properties
+    assert props is not None
+    assert (props.direction, props.access, props.priority) == ("Outbound", "Deny", 200)
+    assert props.destination_address_prefix == "Storage"
+    assert props.provisioning_state == "Succeeded"
+    assert any("-j DROP" in line for line in lab.firewall.nsg_lines())
+    fault_by_id("blocked-egress").inject(_target({"name": "NoBlobs", "priority": 4000}))
+    names = [r.name for r in lab.network.security_rules.list(RG, "vm1-nsg")]
+    assert sorted(names) == ["DenyStorageOutbound", "NoBlobs"]
+    with pytest.raises(FaultError, match=r"cannot add NSG rule Other.*SecurityRuleConflict"):
+        fault_by_id("blocked-egress").inject(_target({"name": "Other", "priority": 200}))
+    with pytest.raises(FaultError):
+        fault_by_id("blocked-egress").inject(_target({"priority": "200"}))

@@ -2,15 +2,18 @@
 
 It keeps ``DOCKER-USER`` as a list of rules and renders ``iptables -S`` the way the real
 command does (``-A DOCKER-USER`` followed by the rule, comments in double quotes), so the
-code under test parses what it would parse on a real host.
+twin's enforcement parses what it would parse on a real host; every change is recorded
+as the iptables argv the real backend would run.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from lab.errors import PlatformError
+from lab.platform.arm.network_firewall import FirewallError
+from lab.platform.host_rules import bridge_name, guard_chain_name, rule_comment
 from lab.platform.roster import GuestEntry, Roster
 
 
@@ -43,45 +46,64 @@ def render(tokens: Sequence[str]) -> str:
     return " ".join(words)
 
 
-class FakeFirewall:
-    """``DOCKER-USER`` in memory: ``-S``, ``-I <pos>`` and ``-D <spec>``."""
-
-    def __init__(self, rules: Sequence[Sequence[str]] = ()) -> None:
-        self.rules: list[list[str]] = [list(r) for r in rules]
-        self.calls: list[str] = []
-
-    def listing(self) -> str:
-        self.calls.append("-S")
-        lines = ["-N DOCKER-USER"]
-        lines += [f"-A DOCKER-USER {render(rule)}" for rule in self.rules]
-        return "\n".join([*lines, "-A DOCKER-USER -j RETURN"]) + "\n"
-
-    def insert(self, position: int, args: Sequence[str]) -> None:
-        self.calls.append(f"-I {position}")
-        if not 1 <= position <= len(self.rules) + 2:
-            raise PlatformError(f"iptables: Index of insertion too big ({position})")
-        self.rules.insert(position - 1, list(args))
-
-    def delete(self, args: Sequence[str]) -> None:
-        self.calls.append("-D")
-        try:
-            self.rules.remove(list(args))
-        except ValueError:
-            raise PlatformError("iptables: Bad rule (does a matching rule exist?)") from None
-
-
-def lab_rules(lab: str, bridge: str) -> list[list[str]]:
-    """The lab's own DHCP/IMDS accept rules, as ``network.add_firewall_rules`` makes them."""
-    comment = ["-m", "comment", "--comment", f"snaplab.lab={lab}"]
-    same = ["-i", bridge, "-o", bridge]
+def lab_rules(lab: str) -> list[list[str]]:
+    """What the provisioner leaves in DOCKER-USER for a lab, top first: its edge, the
+    jump to its guard chain, the IMDS and DHCP accepts."""
+    br = bridge_name(lab)
+    comment = ["-m", "comment", "--comment", rule_comment(lab)]
+    same = ["-i", br, "-o", br]
     return [
+        ["-i", br, "!", "-o", br, *comment, "-j", "DROP"],
+        ["!", "-i", br, "-o", br, *comment, "-j", "DROP"],
+        [*same, *comment, "-j", guard_chain_name(lab)],
         ["-s", "169.254.169.254/32", *same, *comment, "-j", "ACCEPT"],
         ["-d", "169.254.169.254/32", *same, *comment, "-j", "ACCEPT"],
         [*same, "-p", "udp", "-m", "multiport", "--dports", "67,68", *comment, "-j", "ACCEPT"],
     ]
 
 
+@dataclass
+class FakeFirewall:
+    """``DOCKER-USER`` in memory (``-S``, ``-I <pos>``, ``-D <spec>``), starting with two
+    labs' own rules; ``fail`` makes every change fail as an unprivileged iptables does."""
+
+    labs: tuple[str, ...] = ("other", "t1")
+    rules: list[list[str]] = field(default_factory=list)
+    argv: list[list[str]] = field(default_factory=list)
+    fail: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.rules:
+            self.rules = [rule for lab in self.labs for rule in lab_rules(lab)]
+
+    def listing(self) -> str:
+        lines = ["-N DOCKER-USER", *(f"-A DOCKER-USER {render(r)}" for r in self.rules)]
+        return "\n".join([*lines, "-A DOCKER-USER -j RETURN"]) + "\n"
+
+    def insert(self, position: int, args: Sequence[str]) -> None:
+        self.argv.append(["iptables", "-w", "-I", "DOCKER-USER", str(position), *args])
+        if self.fail:
+            raise FirewallError("iptables: Permission denied (you must be root)")
+        if not 1 <= position <= len(self.rules) + 2:
+            raise FirewallError(f"iptables: Index of insertion too big ({position})")
+        self.rules.insert(position - 1, list(args))
+
+    def delete(self, args: Sequence[str]) -> None:
+        self.argv.append(["iptables", "-w", "-D", "DOCKER-USER", *args])
+        try:
+            self.rules.remove(list(args))
+        except ValueError:
+            raise FirewallError("iptables: Bad rule (does a matching rule exist?)") from None
+
+    @property
+    def lines(self) -> list[str]:
+        return [render(r) for r in self.rules]
+
+    def nsg_lines(self, vm: str = "vm1") -> list[str]:
+        return [line for line in self.lines if f"snaplab.nsg vm={vm} " in line]
+
+
 def test_the_fake_renders_what_shlex_reads_back() -> None:
-    rule = ["-s", "10.0.0.1/32", "-m", "comment", "--comment", "snaplab.nsg vm=vm1 name=x"]
-    line = FakeFirewall([rule]).listing().splitlines()[1]
+    rule = ["-s", "10.0.0.1/32", "-m", "comment", "--comment", "snaplab.nsg vm=vm1 rule=x"]
+    line = FakeFirewall(rules=[rule]).listing().splitlines()[1]
     assert shlex.split(line)[2:] == rule

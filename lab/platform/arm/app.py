@@ -43,6 +43,8 @@ from lab.platform.arm.extensions import EXTENSION_OPERATION_TIMEOUT
 from lab.platform.arm.fabric import FabricClient, FabricError
 from lab.platform.arm.managed_identity import PATH as IDENTITY_PATH
 from lab.platform.arm.managed_identity import token_response
+from lab.platform.arm.network import FirewallFactory, NetworkProvider
+from lab.platform.arm.network_store import NsgStore
 from lab.platform.arm.operations import OperationStore
 from lab.platform.arm.power import PowerBackend
 from lab.platform.arm.provider import Call, Route
@@ -70,6 +72,8 @@ class ArmTwin:
         extension_timeout: Callable[[], float] = EXTENSION_OPERATION_TIMEOUT.lab_seconds,
         extension_poll_seconds: float = 1.0,
         power_locks: VmLocks | None = None,
+        nsg_store: NsgStore | None = None,
+        nsg_firewall: FirewallFactory | None = None,
         backup: BackupFabric | None = None,
     ) -> None:
         if not token:
@@ -92,7 +96,14 @@ class ArmTwin:
         self.recovery_services = (
             RecoveryServicesProvider(backup, self.operations) if backup is not None else None
         )
-        self._routes: list[Route] = [*self.compute.routes()]
+        # Microsoft.Network: the VMs' NICs and NSGs, rules held in the host firewall.
+        self.network = NetworkProvider(
+            self.operations,
+            retry_after=str(retry_after_seconds),
+            store=nsg_store,
+            firewall=nsg_firewall,
+        )
+        self._routes: list[Route] = [*self.compute.routes(), *self.network.routes()]
         if self.recovery_services is not None:
             self._routes += self.recovery_services.routes()
         self._urls = _url_map(self._routes)

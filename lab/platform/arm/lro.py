@@ -91,4 +91,4 @@ def _location_monitor(op: Operation, retry_after: str) -> Response:
         return error_response(409, op.error_code, op.error)
     if op.result is not None:
         return Response(json.dumps(op.result), status=200, mimetype="application/json")
-    return Response(status=200)
+    return Response(status=204 if op.action.value == "delete" else 200)

@@ -36,11 +36,14 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from lab.platform.arm.app import ArmTwin
 from lab.platform.arm.fabric import FabricError
+from lab.platform.arm.network_store import NsgStore
 from lab.platform.arm.power import DockerPower
 from lab.platform.arm.recovery_services_fabric import HttpBackupFabric
 from lab.platform.host_power import DockerGuests, HostWatcher
 
 LISTEN_ADDRESS = "127.0.0.1"
+# The NSG rules the twin holds in the host firewall (kept across a restart of its container).
+NSG_STATE = Path("/var/lib/snaplab/arm/network.json")
 
 _log = logging.getLogger("lab.platform.arm.main")
 
@@ -167,7 +170,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         _log.error("cannot start the ARM twin: %s", exc)
         return 2
     fabric = HttpBackupFabric(config.fabric_url, token=config.fabric_token)
-    app = ArmTwin(fabric, DockerPower(), config.token, backup=fabric)
+    app = ArmTwin(fabric, DockerPower(), config.token, backup=fabric, nsg_store=NsgStore(NSG_STATE))
     watcher = HostWatcher(fabric, DockerGuests(), app.power_locks, fabric_errors=(FabricError,))
     try:
         server = build_server(app, config.port, context)
