@@ -140,7 +140,8 @@ def _settings(body: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]
     version = body.get("version")
     if not isinstance(version, str) or not version:
         raise ValueError("body must name the handler's version")
-    public = body.get("public_settings") or {}
+    public = body.get("public_settings")
+    public = {} if public is None else public
     if not isinstance(public, dict):
         raise ValueError("public_settings must be a JSON object")
     protected = body.get("protected_settings")

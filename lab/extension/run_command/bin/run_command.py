@@ -371,9 +371,12 @@ def placeholder(handler: Handler, environ: Mapping[str, str]) -> int:
     return 0
 
 
-def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
+def main(
+    argv: list[str], environ: Mapping[str, str] = os.environ, directory: Path | None = None
+) -> int:
+    """Run one operation in the handler directory (by default, the one above ``bin/``)."""
     operation = argv[0] if argv else ""
-    directory = Path(__file__).resolve().parent.parent
+    directory = directory or Path(__file__).resolve().parent.parent
     try:
         handler = Handler.load(directory, environ)
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
