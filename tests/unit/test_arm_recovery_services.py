@@ -11,6 +11,8 @@ operation it cannot follow or a fabric answer the twin misreads fails here.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -369,3 +371,18 @@ def test_a_fabric_without_a_backup_service_is_a_bad_gateway(vault: Vault) -> Non
 )
 def test_iso_durations(seconds: float, text: str) -> None:
     assert iso_duration(timedelta(seconds=seconds)) == text
+
+
+def test_the_twin_imports_nothing_of_lab_outside_the_platform() -> None:
+    """The twin runs on Debian's Python in the host image: stdlib, Werkzeug and docker,
+    and of ``lab`` what that image holds, :mod:`lab.platform` (and :mod:`lab.extension`,
+    whose duration table the platform's time scale reads)."""
+    probe = (
+        "import sys, lab.platform.arm.main, lab.platform.arm.recovery_services; "
+        "print(sorted(m for m in sys.modules if m.startswith(('lab.', 'azure', 'requests')) "
+        "and not m.startswith(('lab.platform', 'lab.extension'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
