@@ -53,6 +53,8 @@ class Lab:
     firewall: FakeFirewall
     twin: ArmTwin
     state: Path
+    endpoint: str = ""
+    ca_file: Path = Path()
 
 
 def serve_twin(tmp_path: Path, firewall: FakeFirewall, state: Path) -> Iterator[Lab]:
@@ -67,14 +69,15 @@ def serve_twin(tmp_path: Path, firewall: FakeFirewall, state: Path) -> Iterator[
     )
     server = build_server(twin, 0, tls_context(files.server_cert, files.server_key))
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"https://127.0.0.1:{server.socket.getsockname()[1]}"
     client = NetworkManagementClient(
         StaticTokenCredential(TOKEN),
         SUB,
-        base_url=f"https://127.0.0.1:{server.socket.getsockname()[1]}",
+        base_url=endpoint,
         connection_verify=str(files.ca_cert),
         polling_interval=0.02,
     )
-    yield Lab(client, firewall, twin, state)
+    yield Lab(client, firewall, twin, state, endpoint, files.ca_cert)
     client.close()
     server.shutdown()
     server.server_close()
