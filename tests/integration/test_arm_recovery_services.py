@@ -2,10 +2,10 @@
 only (azure-mgmt-compute, azure-mgmt-recoveryservices, azure-mgmt-recoveryservicesbackup).
 
 Backup now on a healthy VM: the job runs to Completed with its duration and both tasks,
-and a recovery point appears. A policy is made and the VM put on it. Then the agent is
-stopped inside the guest (the test's own doing, through Docker; the SDK has no part in
-it): the next job fails with Azure's code in its ``errorDetails``. The lab has its own
-name and is always removed.
+and a recovery point appears. Then the agent is stopped inside the guest (the test's own
+doing, through Docker; the SDK has no part in it): the next job fails with Azure's code in
+its ``errorDetails``. Last (its schedule may start a job later), a policy is made and the
+VM put on it. The lab has its own name and is always removed.
 """
 
 from __future__ import annotations
@@ -143,6 +143,30 @@ def test_backup_now_completes_with_tasks_and_a_recovery_point(vault: Vault) -> N
     assert item is not None and item["lastBackupStatus"] == "Completed"
 
 
+def test_with_the_agent_stopped_the_job_fails_with_azures_code(vault: Vault) -> None:
+    _agent_ready(vault)
+    _in_guest(vault, "systemctl stop walinuxagent")
+    try:
+        job = _job(vault, _backup_now(vault))
+        assert job.status == "Failed"
+        assert job.error_details
+        (error,) = job.error_details
+        # Started while the agent's last status is fresh, the snapshot sub-task times out;
+        # later, the pre-check refuses the job: both are Azure's codes for a dead agent.
+        assert str(error.error_code) in (
+            "GuestAgentSnapshotTaskStatusError",
+            "UserErrorGuestAgentStatusUnavailable",
+        ), error
+        assert error.error_string and error.recommendations
+        failed = list(
+            vault.backup.backup_jobs.list(vault.name, vault.group, filter="status eq 'Failed'")
+        )
+        assert [j.name for j in failed][:1] == [job.activity_id]
+    finally:
+        _in_guest(vault, "systemctl start walinuxagent")
+    _agent_ready(vault)
+
+
 def test_a_policy_is_made_and_the_vm_put_on_it(vault: Vault) -> None:
     at = datetime(2026, 1, 1, 3, 30, tzinfo=UTC)
     made = vault.backup.protection_policies.create_or_update(
@@ -169,27 +193,3 @@ def test_a_policy_is_made_and_the_vm_put_on_it(vault: Vault) -> None:
     assert policy.properties.protected_items_count == 1  # type: ignore[union-attr]
     item = vault.backup.protected_items.get(vault.name, vault.group, *vault.item).properties
     assert item is not None and item.policy_id == made.id
-
-
-def test_with_the_agent_stopped_the_job_fails_with_azures_code(vault: Vault) -> None:
-    _agent_ready(vault)
-    _in_guest(vault, "systemctl stop walinuxagent")
-    try:
-        job = _job(vault, _backup_now(vault))
-        assert job.status == "Failed"
-        assert job.error_details
-        (error,) = job.error_details
-        # Started while the agent's last status is fresh, the snapshot sub-task times out;
-        # later, the pre-check refuses the job: both are Azure's codes for a dead agent.
-        assert str(error.error_code) in (
-            "GuestAgentSnapshotTaskStatusError",
-            "UserErrorGuestAgentStatusUnavailable",
-        ), error
-        assert error.error_string and error.recommendations
-        failed = list(
-            vault.backup.backup_jobs.list(vault.name, vault.group, filter="status eq 'Failed'")
-        )
-        assert [j.name for j in failed][:1] == [job.activity_id]
-    finally:
-        _in_guest(vault, "systemctl start walinuxagent")
-    _agent_ready(vault)
