@@ -23,15 +23,17 @@ import docker
 import pytest
 
 import lab
+from lab import nsg_api
 from lab.faults import FaultTarget, fault_by_id
 from lab.platform.roster import Roster
-from lab.provision import backups, nsg
+from lab.provision import backups
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.labels import rule_comment
 from lab.provision.spec import lab_spec
 from lab.provision.ssh_client import lab_targets
 from lab.runbook import StepPlace, platform_env, run_steps
+from lab.runner.drivers import env_exports
 from lab.scenario import Scenario, load_scenario
 
 pytestmark = pytest.mark.integration
@@ -102,15 +104,7 @@ def snaplab_on_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def step_place(
     client: docker.DockerClient, roster: Roster, scenario: Scenario, bin_dir: str
 ) -> StepPlace:
-    arm = labs.arm_endpoint(client, roster.lab)
-    exports = {
-        "SNAPLAB_ARM_ENDPOINT": arm.url,
-        "AZURE_SUBSCRIPTION_ID": arm.subscription_id,
-        "SNAPLAB_RESOURCE_GROUP": arm.resource_group,
-        "SNAPLAB_ARM_TOKEN": arm.token,
-        "REQUESTS_CA_BUNDLE": arm.ca_file,
-        "SSL_CERT_FILE": arm.ca_file,
-    }
+    exports = env_exports(labs.arm_endpoint(client, roster.lab))  # what `snaplab env` prints
     env = platform_env(exports, roster.lab, scenario.primary_vm)
     env["PATH"] = os.pathsep.join((bin_dir, env["PATH"]))
     return StepPlace(
@@ -142,8 +136,11 @@ def after_failure(scenario_id: str, roster: Roster, vm: str) -> None:
 def after_runbook(scenario_id: str, roster: Roster, vm: str) -> None:
     if scenario_id == "blocked-egress":
         # Leave a rule behind: teardown must remove NSG rules with the rest of the lab.
-        nsg.add_rule(roster, vm, nsg.storage_rule("LeftForTeardown", 4000, "Deny"))
-        assert [r.name for r in nsg.list_rules(roster, vm)] == ["LeftForTeardown"]
+        network, group = nsg_api.connect(docker.from_env(), roster.lab)
+        where = nsg_api.find(network, group, vm)
+        nsg_api.put(where, "LeftForTeardown", nsg_api.storage_rule("Deny", 4000))
+        assert [r.name for r in nsg_api.rules(where)] == ["LeftForTeardown"]
+        assert any("LeftForTeardown" in line for line in firewall_rules_of(roster.lab))
     if scenario_id == "broken-extension":
         state = guest(roster, vm, f"cat {HANDLER}-*/config/HandlerState").stdout.strip()
         assert state == "Enabled", f"the handler was not reinstalled: {state!r}"
