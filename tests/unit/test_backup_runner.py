@@ -325,8 +325,9 @@ def test_host_work_past_the_deadline_is_the_sub_task_timeout() -> None:
 # --------------------------------------------------------------------------- stopped VMs
 
 
-def test_a_stopped_vm_is_snapshotted_by_the_host_without_its_agent(rig: Rig) -> None:
-    rig.agent.power["vm1"] = "stopped"
+@pytest.mark.parametrize("state", ["stopped", "deallocated"])
+def test_a_stopped_vm_is_snapshotted_by_the_host_without_its_agent(rig: Rig, state: str) -> None:
+    rig.agent.power["vm1"] = state
     rig.agent.behaviour = stays_transitioning  # nobody would answer
     job = rig.run()
     assert job.status is JobStatus.COMPLETED, job.to_json()

@@ -39,6 +39,22 @@ def test_a_platform_power_operation_refreshes_a_stale_view() -> None:
     assert power.observe_halt("vm1").taken and power.get("vm1") == "stopped"
 
 
+def test_a_deallocated_vm_stays_deallocated_when_its_container_ends() -> None:
+    power = PowerStates(["vm1"])
+    power.set("vm1", "deallocated")  # the twin's deallocate stopped the container
+    outcome = power.observe_halt("vm1")  # the host sees the container end
+    assert (outcome.power_state, outcome.taken) == ("deallocated", True)
+    assert power.get("vm1") == "deallocated"
+    power.set("vm1", "running")  # start
+    assert power.get("vm1") == "running"
+
+
+def test_the_control_api_records_deallocated(client: Client) -> None:
+    answer = client.put("/control/v1/vms/vm1/power", json={"power_state": "deallocated"})
+    assert answer.status_code == 200
+    assert answer.get_json() == {"vm": "vm1", "power_state": "deallocated"}
+
+
 def test_unknown_vms_are_refused() -> None:
     power = PowerStates(["vm1"])
     for call in (
