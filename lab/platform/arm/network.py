@@ -394,13 +394,15 @@ class NetworkProvider:
                     self.store.put(nsg, previous)
                 self._restore(roster, vm)
                 raise _failed(exc) from exc
-            self.store.set_state(nsg, name, SUCCEEDED)
+            current = self.store.get(nsg, name)
+            if current is not None and current.state == UPDATING:  # not deleted meanwhile
+                self.store.set_state(nsg, name, SUCCEEDED)
 
     def _settle_delete(self, roster: Roster, vm: GuestEntry, stored: StoredRule) -> None:
         nsg = naming.nsg_name(vm.name)
         with self._lock:
             try:
-                self._enforce(roster, vm)
+                self._enforce(roster, vm, without=stored.rule.name)
             except FirewallError as exc:
                 self.store.put(nsg, stored)
                 self._restore(roster, vm)
@@ -420,10 +422,11 @@ class NetworkProvider:
                 nsg, [replace(s, state=SUCCEEDED) for s in self.store.rules(nsg)]
             )
 
-    def _enforce(self, roster: Roster, vm: GuestEntry) -> None:
+    def _enforce(self, roster: Roster, vm: GuestEntry, without: str | None = None) -> None:
         """Rewrite the VM's block from the store (rules being deleted left out)."""
         stored = self.store.rules(naming.nsg_name(vm.name))
-        rules = [s.rule for s in stored if s.state != DELETING]
+        gone = (without or "").lower()
+        rules = [s.rule for s in stored if s.state != DELETING and s.rule.name.lower() != gone]
         if enforce(self._firewall(roster.lab), roster, vm.name, rules):
             _log.info("%s: host firewall now holds %d NSG rule(s)", vm.name, len(rules))
 
