@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,11 @@ from lab.platform.backup.runner import BackupTimings
 from lab.platform.backup.service import BackupService
 from lab.platform.backup.store import BackupStore
 from lab.platform.control import ControlApp
-from lab.platform.roster import Roster
+from lab.platform.guest_state import Fabric
+from lab.platform.roster import GuestEntry, Roster
 from lab.provision.tls import write_lab_tls
 from tests.unit.backup_fakes import FakeAgent, FakeStorage, advancing_sleep, snapshots_every_disk
-from tests.unit.fabric_samples import FakeClock, make_fabric
+from tests.unit.fabric_samples import FakeClock, make_fabric, make_roster
 from tests.unit.test_armtwin import FakePower
 
 TOKEN = "lab-token-rs-0123456789"
@@ -65,6 +66,7 @@ class Vault:
     spawn: HeldSpawn
     service: BackupService
     twin: ArmTwin
+    ca_file: Path
 
     @property
     def rg(self) -> str:
@@ -105,12 +107,34 @@ def serve_http(app: Any) -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{server.socket.getsockname()[1]}"
 
 
-@pytest.fixture
-def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vault]:
-    fabric, clock = make_fabric(stale_after=20.0)
+def serve_vault(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    vms: int = 2,
+    spawn: Callable[[str, Callable[[], object]], None] | None = None,
+) -> Iterator[Vault]:
+    """The rig with ``vms`` guests; jobs held for the test (``spawn`` None) or run as
+    they start (``run_now``)."""
+    if vms == 2:
+        fabric, clock = make_fabric(stale_after=20.0)
+    else:
+        clock = FakeClock()
+        base = make_roster()
+        guests = tuple(
+            GuestEntry(
+                f"vm{n}",
+                f"10.199.0.{10 + n}",
+                f"02:42:0a:c7:00:{10 + n:02x}",
+                "2.7.3.0",
+                f"snaplab-unit-vm{n}",
+            )
+            for n in range(1, vms + 1)
+        )
+        fabric = Fabric(replace(base, guests=guests), clock=clock, stale_after_seconds=20.0)
     storage = FakeStorage()
     agent = FakeAgent(storage, clock, behaviour=snapshots_every_disk)
-    spawn = HeldSpawn()
+    held = HeldSpawn()
     service = BackupService(
         vms=fabric.names(),
         store=BackupStore(":memory:"),
@@ -118,7 +142,7 @@ def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vault]:
         agent=agent,
         clock=clock,
         timings=lambda: BackupTimings(SCALE, SUBTASK_TIMEOUT, 60.0),
-        spawn=spawn,
+        spawn=spawn or held,
         sleep=advancing_sleep(clock),
         run_schedules=False,
     )
@@ -134,9 +158,19 @@ def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vault]:
     roster = fabric.roster
     backup = backup_client(endpoint, TOKEN, roster.subscription_id, files.ca_cert)
     vaults = vaults_client(endpoint, TOKEN, roster.subscription_id, files.ca_cert)
-    yield Vault(backup, vaults, endpoint, roster, clock, agent, spawn, service, twin)
+    yield Vault(backup, vaults, endpoint, roster, clock, agent, held, service, twin, files.ca_cert)
     backup.close()
     vaults.close()
     for srv in (server, control):
         srv.shutdown()
         srv.server_close()
+
+
+def run_now(name: str, target: Callable[[], object]) -> None:
+    """A spawn that runs the job at once, on the caller's thread."""
+    target()
+
+
+@pytest.fixture
+def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Vault]:
+    yield from serve_vault(tmp_path, monkeypatch)
