@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import shlex
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -451,3 +452,43 @@ def test_host_iptables_without_the_chain_is_an_error(monkeypatch: pytest.MonkeyP
     denied = CompletedProcess([], 4, "", "Permission denied (you must be root)")
     with pytest.raises(FirewallError, match="NET_ADMIN"):
         HostIptables(LAB, lambda argv: denied).listing()
+
+
+def test_the_wire_as_az_follows_it(lab: Lab) -> None:
+    """``az network nsg rule create``: 201 + Azure-AsyncOperation under Microsoft.Network,
+    then the rule; ``delete``: 202, poll, then ``Location`` answers 204."""
+    client = Client(lab.twin)
+    url = f"{NET}/networkSecurityGroups/{NSG}/securityRules/AzRule?api-version=2024-07-01"
+    body = {
+        "properties": {
+            "access": "Deny",
+            "destinationAddressPrefix": "Storage",
+            "destinationAddressPrefixes": [],
+            "destinationPortRange": "*",
+            "direction": "Outbound",
+            "priority": 120,
+            "protocol": "*",
+            "sourceAddressPrefix": "*",
+            "sourcePortRange": "*",
+        }
+    }
+    created = client.put(url, json=body, headers=AUTH)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert created.json["properties"]["provisioningState"] == "Updating"  # type: ignore[index]
+    monitor = created.headers["Azure-AsyncOperation"]
+    assert "/providers/Microsoft.Network/locations/snaplab-local/operations/" in monitor
+    path = monitor.split("://", 1)[1].split("/", 1)[1]
+    _wait(lambda: client.get("/" + path, headers=AUTH).json["status"] == "Succeeded")  # type: ignore[index]
+    assert client.get(url, headers=AUTH).json["properties"]["provisioningState"] == "Succeeded"  # type: ignore[index]
+    deleted = client.delete(url, headers=AUTH)
+    assert deleted.status_code == 202
+    location = deleted.headers["Location"].split("://", 1)[1].split("/", 1)[1]
+    _wait(lambda: client.get("/" + location, headers=AUTH).status_code == 204)
+    assert client.get(url, headers=AUTH).status_code == 404
+
+
+def _wait(done: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
