@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 
 from lab import signals
+from lab.azcli import install as az_install
 from lab.cli_backup import COMMANDS as BACKUP_COMMANDS
 from lab.cli_diagnose import diagnose
 from lab.cli_nsg import nsg
@@ -79,7 +80,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 @cli.command()
-def setup() -> None:
+@click.option(
+    "--az",
+    "with_az",
+    is_flag=True,
+    help=f"Also install the Azure CLI ({az_install.PACKAGE} {az_install.PINNED_VERSION}, "
+    "about 730 MB) in its own venv, for `az` against labs.",
+)
+def setup(with_az: bool) -> None:
     """Install and start a Docker engine if needed, and build every lab image."""
     with _progress("setting up") as report:
         client = engine.ensure_engine(report)
@@ -88,7 +96,10 @@ def setup() -> None:
         for recipe in recipes:
             report(f"{recipe.name}: {images.ensure_image(client, recipe, report)}")
         pruned = images.prune_stale_images(client, recipes)
+        az = az_install.ensure_installed(report) if with_az else None
     click.echo(f"snaplab is set up ({pruned} outdated image(s) removed)")
+    if az is not None:
+        click.echo(f"az: {az.az} (`snaplab env` puts it on PATH, logged in to the lab)")
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lab import signals
+from lab.azcli import install as az_install
 from lab.errors import BadInput
 from lab.faults import fault_by_id
 from lab.journal import Journal, PhaseRecord, ScenarioRecord
@@ -178,6 +179,8 @@ def run(
     """
     items = plan_run(scenario_ids, variants)
     check_lab_prefix(lab_prefix)
+    if az_install.needed_by(step for item in items for step in item.scenario.steps):
+        az_install.ensure_installed(_log)  # platform steps type az, as on Azure
     client = engine.ensure_engine(_log)
     engine.raise_inotify_limit()
     options = RunOptions(keep=keep, parallel=parallel, lab_prefix=lab_prefix)

@@ -12,7 +12,8 @@ place that turns them into messages and exit codes (tracebacks only with ``--deb
     ├── EngineUnavailable        exit 2  no Docker engine answers and none can be installed
     ├── ImageBuildFailed         exit 1
     ├── ProvisionFailed          exit 1  a lab could not be brought up (it was torn down)
-    └── PlatformError            exit 1  an emulated endpoint did not answer as expected
+    ├── PlatformError            exit 1  an emulated endpoint did not answer as expected
+    └── AzCliError               exit 1  the Azure CLI could not be installed or logged in
 
 Errors carry data (which VM, which file) so tests can assert on more than the text.
 """
@@ -66,3 +67,7 @@ class ProvisionFailed(SnaplabError):
 
 class PlatformError(SnaplabError):
     """An emulated platform endpoint did not answer as expected."""
+
+
+class AzCliError(SnaplabError):
+    """The optional Azure CLI could not be installed, or set up for a lab."""

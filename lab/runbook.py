@@ -144,9 +144,11 @@ def platform_env(
     exports: Mapping[str, str], lab: str, vm: str, base: Mapping[str, str] = os.environ
 ) -> dict[str, str]:
     """A platform step's environment: the caller's, ``snaplab env``, the lab and VM, and
-    ``snaplab`` on PATH (the scripts folder of the Python running the runner)."""
+    ``snaplab`` on PATH (the scripts folder of the Python running the runner) before the
+    exports' PATH (which has ``az`` when the Azure CLI is installed) or the caller's."""
     scripts = sysconfig.get_path("scripts")
-    path = os.pathsep.join(p for p in (scripts, base.get("PATH", "")) if p)
+    outer = exports.get("PATH") or base.get("PATH", "")
+    path = os.pathsep.join(p for p in (scripts, outer) if p)
     return {**base, **exports, "SNAPLAB_LAB": lab, "SNAPLAB_VM": vm, "PATH": path}
 
 

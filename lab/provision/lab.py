@@ -53,6 +53,7 @@ class ArmEndpoint:
     ca_file: str
     subscription_id: str
     resource_group: str
+    lab: str  # its state folder holds the CA bundle and az's config
 
 
 def lab_names(client: docker.DockerClient) -> list[str]:
@@ -262,6 +263,7 @@ def arm_endpoint(client: docker.DockerClient, lab: str) -> ArmEndpoint:
         ca_file=str(lab_dir(lab) / "ca.pem"),
         subscription_id=roster.subscription_id,
         resource_group=roster.resource_group,
+        lab=lab,
     )
 
 

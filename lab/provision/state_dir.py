@@ -1,4 +1,5 @@
-"""Files a lab keeps on the Docker host (its CA bundle), removed with the lab."""
+"""Files a lab keeps on the Docker host (its CA, SSH keys, the Azure CLI's config), removed
+with the lab."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ def state_root() -> Path:
 
 def lab_dir(lab: str) -> Path:
     return state_root() / lab
+
+
+def az_config_dir(lab: str) -> Path:
+    """The lab's ``AZURE_CONFIG_DIR``: its cloud registered and logged in (:mod:`lab.azcli`)."""
+    return lab_dir(lab) / "az"
+
+
+def ca_bundle_file(lab: str) -> Path:
+    """Public roots plus the lab CA: ``REQUESTS_CA_BUNDLE`` for the SDKs and ``az``."""
+    return lab_dir(lab) / "ca-bundle.pem"
 
 
 def remove_lab_dir(lab: str | None) -> None:

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 import docker
 
 import lab
+from lab.azcli.login import LabAccess
+from lab.azcli.login import exports as az_exports
 from lab.errors import SnaplabError
 from lab.faults import FaultTarget, fault_by_id
 from lab.platform.arm.managed_identity import PATH as IDENTITY_PATH
@@ -27,6 +29,7 @@ from lab.provision.fabric_client import FabricClient
 from lab.provision.lab import ArmEndpoint
 from lab.provision.spec import guest_images, lab_spec, vm_option
 from lab.provision.ssh_client import ensure_client, lab_targets
+from lab.provision.trust import ca_bundle
 from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
 from lab.scenario import Scenario
 from lab.scenario_schema import VmDecl
@@ -213,10 +216,13 @@ def env_exports(arm: ArmEndpoint) -> dict[str, str]:
     Azure's own names where Azure has them: ``IDENTITY_ENDPOINT``/``IDENTITY_HEADER`` (a
     managed identity, which ``DefaultAzureCredential`` and ``az login --identity`` find),
     ``ARM_ENDPOINT`` (Resource Manager's URL, as Azure Stack Hub's SDK samples name it),
-    ``AZURE_SUBSCRIPTION_ID`` and ``AZURE_RESOURCE_GROUP``, the CA through
-    ``REQUESTS_CA_BUNDLE``. The ``SNAPLAB_*`` names stay for scripts written before.
+    ``AZURE_SUBSCRIPTION_ID`` and ``AZURE_RESOURCE_GROUP``, the public roots plus the lab
+    CA through ``REQUESTS_CA_BUNDLE``. The ``SNAPLAB_*`` names stay for scripts written
+    before. When the Azure CLI is installed, ``az``'s too (:mod:`lab.azcli.login`: the
+    lab's logged-in config dir, and ``az`` on ``PATH``).
     """
-    return {
+    bundle = str(ca_bundle(arm.lab, Path(arm.ca_file)))
+    exports = {
         "ARM_ENDPOINT": arm.url,
         "IDENTITY_ENDPOINT": f"{arm.url}{IDENTITY_PATH}",
         "IDENTITY_HEADER": arm.token,
@@ -225,9 +231,12 @@ def env_exports(arm: ArmEndpoint) -> dict[str, str]:
         "SNAPLAB_ARM_ENDPOINT": arm.url,
         "SNAPLAB_RESOURCE_GROUP": arm.resource_group,
         "SNAPLAB_ARM_TOKEN": arm.token,
-        "REQUESTS_CA_BUNDLE": arm.ca_file,
-        "SSL_CERT_FILE": arm.ca_file,
+        "REQUESTS_CA_BUNDLE": bundle,
+        "SSL_CERT_FILE": bundle,
     }
+    identity = (exports["IDENTITY_ENDPOINT"], arm.token)
+    exports.update(az_exports(LabAccess(arm.lab, arm.url, *identity, Path(bundle))))
+    return exports
 
 
 def repo_root() -> Path:

@@ -37,6 +37,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from lab.platform.arm import metadata
 from lab.platform.arm.compute import ComputeProvider
 from lab.platform.arm.conventions import ArmError, authenticate, error_response
 from lab.platform.arm.extensions import EXTENSION_OPERATION_TIMEOUT
@@ -50,6 +51,7 @@ from lab.platform.arm.power import PowerBackend
 from lab.platform.arm.provider import Call, Route
 from lab.platform.arm.recovery_services import RecoveryServicesProvider
 from lab.platform.arm.recovery_services_fabric import BackupFabric
+from lab.platform.arm.resources import ResourcesProvider
 from lab.platform.host_power import VmLocks
 
 if TYPE_CHECKING:
@@ -104,6 +106,7 @@ class ArmTwin:
             firewall=nsg_firewall,
         )
         self._routes: list[Route] = [*self.compute.routes(), *self.network.routes()]
+        self._routes += ResourcesProvider().routes()  # the subscription az logs in to
         if self.recovery_services is not None:
             self._routes += self.recovery_services.routes()
         self._urls = _url_map(self._routes)
@@ -135,6 +138,8 @@ class ArmTwin:
         try:
             if request.path == IDENTITY_PATH and request.method == "GET":
                 return token_response(request, self._token, self._fabric.roster().lab)
+            if metadata.serves(request):  # public, as on Azure: az cloud register reads it
+                return metadata.endpoints_response(request)
             authenticate(request, self._token)
             endpoint, args = self._urls.bind_to_environ(request.environ).match()
             route = self._routes[int(endpoint)]

@@ -15,11 +15,13 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from werkzeug.wrappers import Request, Response
 
+from lab.platform.arm import access_token
 from lab.platform.roster import GuestEntry, Roster
 
 JsonObject = dict[str, object]
@@ -80,7 +82,8 @@ def api_versions(*versions: str) -> frozenset[str]:
 
 
 def authenticate(request: Request, token: bytes) -> None:
-    """Accept only the lab's bearer token; ARM's 401 codes otherwise."""
+    """Accept only the lab's bearer token, or a current token its managed identity
+    issued (:mod:`lab.platform.arm.access_token`); ARM's 401 codes otherwise."""
     header = request.headers.get("Authorization", "")
     if not header:
         raise ArmError(
@@ -95,8 +98,13 @@ def authenticate(request: Request, token: bytes) -> None:
             "AuthenticationFailed",
             "Authentication failed. The 'Authorization' header is not a bearer token.",
         )
-    if not hmac.compare_digest(presented.strip().encode("utf-8", "surrogateescape"), token):
-        raise ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.")
+    bearer = presented.strip()
+    if hmac.compare_digest(bearer.encode("utf-8", "surrogateescape"), token):
+        return
+    try:  # or a JWT the lab's managed identity issued
+        access_token.verify(bearer, token, int(time.time()))
+    except access_token.TokenRejected as exc:
+        raise ArmError(401, exc.code, exc.message) from exc
 
 
 def subscription(roster: Roster, sub: str) -> Roster:

@@ -9,8 +9,10 @@ written for Azure (``DefaultAzureCredential()``, no lab import) gets the lab's t
 and the answer ``{access_token, expires_on, resource, token_type, client_id}``, with
 ``expires_on`` in epoch seconds, as App Service answers.
 
-The twin accepts one bearer token, so the identity hands out that token whatever the
-resource; the header secret is that same token (whoever holds the exports holds both).
+The token is a JWT with the claims of Azure's managed-identity tokens, signed with the
+lab's bearer token (:mod:`lab.platform.arm.access_token`): ``az login --identity`` reads
+its tenant (``tid``) from it, and the twin accepts it until it expires. The header
+secret is the lab's bearer token itself (whoever holds the exports holds both).
 
 Runs inside the twin's container on Debian's Python: stdlib and Werkzeug only.
 """
@@ -23,6 +25,8 @@ import uuid
 
 from werkzeug.wrappers import Request, Response
 
+from lab.platform.arm import naming
+from lab.platform.arm.access_token import Identity, issue
 from lab.platform.arm.conventions import json_response
 
 PATH = "/msi/token"
@@ -52,13 +56,16 @@ def token_response(request: Request, token: bytes, lab: str) -> Response:
         return json_response(
             400, {"error": "invalid_request", "error_description": "resource is required"}
         )
+    client_id = str(uuid.uuid5(_CLIENT_ID_NAMESPACE, lab))
+    now = int(time.time())
+    identity = Identity(tenant_id=naming.tenant_id(lab), client_id=client_id)
     return json_response(
         200,
         {
-            "access_token": token.decode("utf-8", "surrogateescape"),
-            "expires_on": str(int(time.time()) + TOKEN_LIFETIME_SECONDS),
+            "access_token": issue(token, identity, resource, now, TOKEN_LIFETIME_SECONDS),
+            "expires_on": str(now + TOKEN_LIFETIME_SECONDS),
             "resource": resource,
             "token_type": "Bearer",
-            "client_id": str(uuid.uuid5(_CLIENT_ID_NAMESPACE, lab)),
+            "client_id": client_id,
         },
     )

@@ -13,12 +13,20 @@ Pure: no I/O.
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 from lab.platform.roster import Roster
 
 COMPUTE = "Microsoft.Compute"
 NETWORK = "Microsoft.Network"
 RECOVERY_SERVICES = "Microsoft.RecoveryServices"
+_TENANT_NAMESPACE = uuid.UUID("8c3e1f52-2b7d-5a61-9e0f-74656e616e74")
+
+
+def tenant_id(lab: str) -> str:
+    """The lab's Microsoft Entra tenant, one per lab and stable: the ``tid`` of the
+    managed identity's tokens and the ``tenantId`` of the lab's subscription."""
+    return str(uuid.uuid5(_TENANT_NAMESPACE, lab))
 
 
 def group_id(roster: Roster) -> str:

@@ -96,7 +96,8 @@ NAMESPACE = naming.RECOVERY_SERVICES
 
 # Azure's published api-versions of Microsoft.RecoveryServices (vaults and Azure
 # Backup's types share the list here), up to those the pinned SDKs send:
-# azure-mgmt-recoveryservicesbackup 2026-10-01, azure-mgmt-recoveryservices 2026-11-01.
+# azure-mgmt-recoveryservicesbackup 2026-10-01, azure-mgmt-recoveryservices 2026-11-01;
+# az 2.91's pinned SDKs send 2026-08-01 (backup) and 2026-07-01 (vaults).
 _API_VERSIONS = api_versions(
     "2016-06-01",
     "2016-12-01",
@@ -138,6 +139,8 @@ _API_VERSIONS = api_versions(
     "2025-01-01",
     "2025-02-01",
     "2025-08-01",
+    "2026-07-01",
+    "2026-08-01",
     "2026-10-01",
     "2026-11-01",
 )
