@@ -110,3 +110,24 @@ def test_backup_errors_are_arms_error_bodies(vault: Vault, tmp_path: Path) -> No
     done = az("backup", "job", "list", "-g", vault.rg, "-v", "someone-elses-vault")
     assert done.returncode != 0
     assert done.stderr.startswith("ERROR: (")
+
+
+def test_backup_now_by_the_vms_name_and_its_job(vault: Vault, tmp_path: Path) -> None:
+    az = az_for(vault.roster.lab, vault.endpoint, tmp_path / "tls" / "ca.pem", VAULT_TOKEN)
+    vaults = az("backup", "vault", "list", "-g", vault.rg, "--query", "[].name", "-o", "tsv")
+    assert vaults.stdout.split() == [vault.name], vaults.stderr
+    items = az("backup", "item", "list", "-g", vault.rg, "-v", vault.name,
+               "--query", "[].properties.friendlyName", "-o", "tsv")  # fmt: skip
+    assert "vm1" in items.stdout.split(), items.stderr
+    started = az(
+        "backup", "protection", "backup-now", "-g", vault.rg, "-v", vault.name,
+        "--container-name", "vm1", "--item-name", "vm1",
+        "--backup-management-type", "AzureIaasVM", "--query", "name", "-o", "tsv",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    job = started.stdout.strip()
+    vault.spawn.run_all()
+    fields = "properties.[operation, status, entityFriendlyName]"
+    shown = az("backup", "job", "show", "-g", vault.rg, "-v", vault.name, "-n", job,
+               "--query", fields, "-o", "tsv")  # fmt: skip
+    assert shown.stdout.split() == ["Backup", "Completed", "vm1"], shown.stderr
