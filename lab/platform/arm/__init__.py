@@ -5,6 +5,9 @@ SDKs use against a lab, one module per resource provider so the layout shows wha
     conventions         ARM's shared conventions (error bodies, api-versions, scopes)
     provider            what a resource provider module gives the app (its routes)
     managed_identity    the token endpoint DefaultAzureCredential and az --identity ask
+    access_token        the JWTs it hands out (the lab's tenant; signed with the lab token)
+    metadata            the cloud metadata az cloud register reads (/metadata/endpoints)
+    resources           Microsoft.Resources: the lab's subscription and resource group
     lro                 ARM's long-running operation protocol (202, polling, results)
     operations          the operations' records and threads
     compute             Microsoft.Compute: VMs, power, extensions
