@@ -187,7 +187,7 @@ def down(lab_name: str | None, everything: bool) -> None:
 @cli.command()
 @click.argument("lab_name", metavar="[LAB]", required=False)
 def env(lab_name: str | None) -> None:
-    """Print shell exports that point the Azure SDK at the lab's ARM twin."""
+    """Print shell exports that point the Azure SDK (and az, once installed) at the lab."""
     client = engine.connect()
     arm = labs.arm_endpoint(client, labs.resolve_lab(client, lab_name))
     for key, value in env_exports(arm).items():
