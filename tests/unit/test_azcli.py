@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
+from click.testing import CliRunner
 
+import lab.cli_run
 from lab.azcli import install, login
 from lab.azcli.install import AzInstall
 from lab.azcli.login import LabAccess
@@ -31,6 +33,9 @@ from lab.provision.trust import ca_bundle
 from lab.runbook import Step
 from tests.unit.az_rig import Az, az_for, needs_az
 from tests.unit.test_armtwin import RG, ROSTER, SUB, TOKEN, FakeFabric, FakePower
+from tests.unit.test_runner_fakes import RUNBOOK_MD, FakeDrivers, fake_fault, write_scenario
+
+__all__ = ["fake_fault"]  # the fixture the fake catalog's fault needs
 
 
 @pytest.fixture(autouse=True)
@@ -264,3 +269,26 @@ def test_the_sdk_works_with_the_same_exports(
     compute = ComputeManagementClient(credential, SUB, base_url=url)
     assert [vm.name for vm in compute.virtual_machines.list(RG)] == ["vm1", "vm2", "vm3"]
     compute.close()
+
+
+# ------------------------------------------------------------------ snaplab run
+
+
+@pytest.mark.parametrize(("types_az", "installs"), [(True, 1), (False, 0)])
+@pytest.mark.usefixtures("fake_fault")
+def test_a_run_installs_az_first_when_a_runbook_types_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, types_az: bool, installs: int
+) -> None:
+    root = tmp_path / "scenarios"
+    monkeypatch.setenv("SNAPLAB_SCENARIOS_DIR", str(root))
+    monkeypatch.chdir(tmp_path)
+    platform = "```bash platform\naz vm get-instance-view -g g -n v\n```\n" if types_az else ""
+    write_scenario(root, runbook=RUNBOOK_MD + platform)
+    calls: list[str] = []
+    monkeypatch.setattr(install, "ensure_installed", lambda report: calls.append("az"))
+    monkeypatch.setattr(lab.cli_run.engine, "ensure_engine", lambda report: object())
+    monkeypatch.setattr(lab.cli_run.engine, "raise_inotify_limit", lambda: None)
+    monkeypatch.setattr(lab.cli_run, "DockerDrivers", lambda client, report: FakeDrivers())
+    result = CliRunner().invoke(lab.cli_run.run, ["demo"], obj={})
+    assert result.exit_code == 0, result.output
+    assert calls == ["az"] * installs
