@@ -66,7 +66,7 @@ class AzLab:
 
 @pytest.fixture(scope="module")
 def az_lab(docker_client: docker.DockerClient) -> Iterator[AzLab]:
-    running = _bring_up(docker_client, f"hG{RUN_ID}", (VmSpec("vm1"),))
+    running = _bring_up(docker_client, f"hg{RUN_ID}", (VmSpec("vm1"),))
     try:
         started = time.monotonic()
         exports = env_exports(labs.arm_endpoint(docker_client, running.name))
