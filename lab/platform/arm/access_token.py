@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _HEADER = {"alg": "HS256", "typ": "JWT"}
@@ -107,7 +108,7 @@ def _sign(key: bytes, signing_input: str) -> bytes:
     return hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
 
 
-def _encode(part: dict[str, object]) -> str:
+def _encode(part: Mapping[str, object]) -> str:
     return _b64(json.dumps(part, separators=(",", ":"), sort_keys=True).encode())
 
 
