@@ -40,8 +40,9 @@ STOP_AGENT = (
     FIND_AGENT_UNIT
     + """
 systemctl stop "$agent_unit"
+# Only the interpreter's processes: this script's own command line names the daemon too.
 for i in $(seq 1 50); do
-    pgrep -f 'waagent -(daemon|run-exthandlers)' >/dev/null || exit 0
+    pgrep -f 'python.*waagent -(daemon|run-exthandlers)' >/dev/null || exit 0
     sleep 0.2
 done
 echo "waagent is still running after 'systemctl stop $agent_unit'" >&2
