@@ -3,7 +3,10 @@
 A fence's info string says where its code runs: ``bash guest`` (in the scenario's first
 faulted VM, over SSH as its admin and then root, as after ``sudo -i`` on an Azure VM,
 with ``bash -e``), ``bash guest vm=NAME`` (another VM), ``bash platform`` (on the Docker
-host, with the lab's ``snaplab env`` exports) or ``python platform``; the
+host, with the lab's ``snaplab env`` exports) or ``python platform``, or ``bash publisher``:
+what the extension's publisher (Microsoft) does and an engineer cannot, such as withdrawing
+a broken release, played by the lab where the runbook says so (run like a platform step);
+the
 word ``fix`` after them (``bash guest fix``) marks a step that clears the cause, as opposed
 to one that looks or waits, so the runner can prove the runbook needs it (the
 ``without-fix`` variant runs the runbook without those steps). Any other fence is only
@@ -36,15 +39,15 @@ from markdown_it import MarkdownIt
 from lab.errors import BadInput
 from lab.provision.ssh_client import SshTarget
 
-StepKind = Literal["guest", "platform"]
+StepKind = Literal["guest", "platform", "publisher"]
 StepLanguage = Literal["bash", "python"]
 
 EXECUTABLE_LANGUAGES: tuple[StepLanguage, ...] = ("bash", "python")
 STEP_TIMEOUT_SECONDS = 300.0
 OUTPUT_TAIL_LINES = 20
 FORMS = (
-    "'bash guest', 'bash guest vm=NAME', 'bash platform' or 'python platform', "
-    "optionally followed by 'fix'"
+    "'bash guest', 'bash guest vm=NAME', 'bash platform', 'python platform' or "
+    "'bash publisher', optionally followed by 'fix'"
 )
 FIX_WORD = "fix"
 
@@ -88,9 +91,14 @@ def _step_from_fence(info: str, code: str, line: int, source: str) -> Step | Non
     def bad(problem: str) -> BadInput:
         return BadInput(f"{source} line {line}: fence '{info}': {problem}")
 
-    if words[1] not in ("guest", "platform"):
+    kinds: dict[str, StepKind] = {
+        "guest": "guest",
+        "platform": "platform",
+        "publisher": "publisher",
+    }
+    if words[1] not in kinds:
         raise bad(f"expected {FORMS}")
-    kind: StepKind = "guest" if words[1] == "guest" else "platform"
+    kind = kinds[words[1]]
     vm = None
     fix = False
     for option in words[2:]:
@@ -101,8 +109,8 @@ def _step_from_fence(info: str, code: str, line: int, source: str) -> Step | Non
             raise bad(f"unexpected {option!r} (expected {FORMS})")
         else:
             vm = value
-    if kind == "guest" and language != "bash":
-        raise bad("guest steps are bash; Python steps run on the platform ('python platform')")
+    if kind in ("guest", "publisher") and language != "bash":
+        raise bad(f"{kind} steps are bash; Python steps run on the platform ('python platform')")
     if not code.strip():
         raise bad("the step has no code")
     return Step(line=line, kind=kind, language=language, code=code, vm=vm, fix=fix)

@@ -87,7 +87,7 @@ def test_the_canonical_runbook_has_guest_steps_then_a_platform_wait() -> None:
     )
     assert [s.fix for s in steps] == [False, True, False, False]
     assert "systemctl restart walinuxagent" in steps[1].code
-    assert "instance_view" in steps[3].code
+    assert "az vm get-instance-view" in steps[3].code
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,8 @@ def test_the_canonical_runbook_has_guest_steps_then_a_platform_wait() -> None:
     [
         (
             "bash guets",
-            "expected 'bash guest', 'bash guest vm=NAME', 'bash platform' or 'python platform'",
+            "expected 'bash guest', 'bash guest vm=NAME', 'bash platform', 'python platform' "
+            "or 'bash publisher'",
         ),
         (
             "python guest",

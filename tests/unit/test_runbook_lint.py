@@ -114,3 +114,20 @@ def test_cli_passes_a_clean_catalog(root: Path) -> None:
 def test_cli_refuses_a_folder_that_does_not_exist(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["scenario", "check", str(tmp_path / "nope")], obj={})
     assert result.exit_code == 2
+
+
+def test_only_a_publisher_step_may_withdraw_an_extension_release(root: Path) -> None:
+    withdraw = 'snaplab extension withdraw "$version"'
+    assert _findings(root, _fence(withdraw, "bash publisher fix")) == []
+    found = _findings(root, _fence(withdraw, "bash platform fix"))
+    assert len(found) == 1 and "calls 'snaplab extension'" in found[0]
+    found = _findings(root, _fence("snaplab nsg list x", "bash publisher fix"))
+    assert len(found) == 1 and "calls 'snaplab nsg'" in found[0]
+
+
+def test_every_catalog_runbook_works_on_azure() -> None:
+    """The catalog itself: no step leans on the lab (what `snaplab scenario check` says)."""
+    from lab.runbook_lint import lint_catalog
+    from lab.scenario import load_scenarios
+
+    assert [str(f) for f in lint_catalog(load_scenarios())] == []
