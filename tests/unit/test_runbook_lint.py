@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from lab.cli import cli
-from lab.runbook_lint import lint_scenario
-from lab.scenario import load_scenario
+from lab.runbook_lint import lint_catalog, lint_scenario
+from lab.scenario import load_scenario, load_scenarios
 from tests.unit.test_runner_fakes import SCENARIO_YAML, FakeFault, fake_fault, write_scenario
 
 __all__ = ["fake_fault"]  # the fixture, imported for pytest
@@ -127,7 +127,4 @@ def test_only_a_publisher_step_may_withdraw_an_extension_release(root: Path) -> 
 
 def test_every_catalog_runbook_works_on_azure() -> None:
     """The catalog itself: no step leans on the lab (what `snaplab scenario check` says)."""
-    from lab.runbook_lint import lint_catalog
-    from lab.scenario import load_scenarios
-
     assert [str(f) for f in lint_catalog(load_scenarios())] == []
