@@ -59,8 +59,9 @@ def vault(docker_client: docker.DockerClient) -> Iterator[Vault]:
             m.BackupStatusRequest(resource_type="VM", resource_id=machine.id),
         )
         assert status.vault_id == found.id
+        fabric = status.fabric_name  # an enum member of the SDK's (FabricName.AZURE)
         item = (
-            str(status.fabric_name),
+            str(getattr(fabric, "value", fabric)),
             str(status.container_name),
             str(status.protected_item_name),
         )
