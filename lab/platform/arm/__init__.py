@@ -14,6 +14,11 @@ SDKs use against a lab, one module per resource provider so the layout shows wha
     compute_documents   Microsoft.Compute's JSON documents
     extensions          VM extensions as ARM names them, and the work of a delete
     power               power states and actions (Docker)
+    network             Microsoft.Network: the VMs' NICs and NSGs, security rules
+    network_documents   Microsoft.Network's JSON documents
+    network_rules       security rules as Azure validates them; the default rules
+    network_store       the NSG rules the twin keeps (JSON in its container)
+    network_firewall    the VMs' outbound NSG rules held in the host's DOCKER-USER chain
     fabric              the fabric's control API, the twin's source of truth
     main                the process: ``python3 -m lab.platform.arm.main``
 
