@@ -11,7 +11,7 @@ unmodified ``az``:
    lab's the default.
 
 It is done once per lab, on the first ``snaplab env`` (or runbook) that needs it, not at
-``up``: about 1.2 s of ``az`` start-ups, which a lab nobody types ``az`` in never pays,
+``up``: about a second of ``az`` start-ups, which a lab nobody types ``az`` in never pays,
 and a lab started before the CLI was installed gets it too. A stamp holding the twin's
 URL marks a finished login; a file lock keeps two callers from doing it at once. The
 managed identity is asked for a fresh token by every ``az`` command, so nothing here
