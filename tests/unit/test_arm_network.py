@@ -416,42 +416,70 @@ def test_enforce_leaves_other_vms_and_labs_alone_and_is_idempotent() -> None:
     assert all(render(rule) in firewall.lines for rule in lab_rules("other"))
 
 
-def test_host_iptables_picks_the_backend_that_holds_the_lab(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[list[str]] = []
+def _iptables_run(holder: str, calls: list[list[str]]) -> Callable[..., CompletedProcess[str]]:
+    """iptables as a host where the ``holder`` backend holds the lab's rules."""
 
     def run(argv: Sequence[str]) -> CompletedProcess[str]:
         calls.append(list(argv))
-        held = argv[0] == "/usr/sbin/iptables-legacy"
-        out = (
-            "\n".join(f"-A DOCKER-USER {render(r)}" for r in lab_rules(LAB))
-            if held
-            else "-N DOCKER-USER\n"
-        )
-        return CompletedProcess(list(argv), 0, out, "")
+        held = argv[0] == f"/usr/sbin/{holder}"
+        lines = [f"-A DOCKER-USER {render(r)}" for r in lab_rules(LAB)] if held else []
+        return CompletedProcess(list(argv), 0, "\n".join(["-N DOCKER-USER", *lines]), "")
 
+    return run
+
+
+def test_host_iptables_picks_the_backend_that_holds_the_lab(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr("shutil.which", lambda name: f"/usr/sbin/{name}")
-    wall = HostIptables(LAB, run)
+    tables = tmp_path / "ip_tables_names"
+    tables.write_text("filter\n")
+    calls: list[list[str]] = []
+    wall = HostIptables(LAB, _iptables_run("iptables-legacy", calls), tables)
     wall.insert(4, ["-s", "10.77.0.11/32", "-j", "DROP"])
     assert calls[-1] == [
-        "/usr/sbin/iptables-legacy",
-        "-w",
-        "-I",
-        "DOCKER-USER",
-        "4",
-        "-s",
-        "10.77.0.11/32",
-        "-j",
-        "DROP",
-    ]
+        "/usr/sbin/iptables-legacy", "-w", "-I", "DOCKER-USER", "4", "-s", "10.77.0.11/32",
+        "-j", "DROP",
+    ]  # fmt: skip
 
 
-def test_host_iptables_without_the_chain_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_host_iptables_never_wakes_the_legacy_tables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Listing with iptables-legacy makes the kernel create its tables: only a host that
+    has them already is asked."""
     monkeypatch.setattr("shutil.which", lambda name: f"/usr/sbin/{name}")
+    calls: list[list[str]] = []
+    wall = HostIptables(LAB, _iptables_run("iptables-nft", calls), tmp_path / "absent")
+    assert "DOCKER-USER" in wall.listing()
+    assert {c[0] for c in calls} == {"/usr/sbin/iptables-nft"}
+
+
+def test_host_iptables_without_the_labs_rules_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/sbin/{name}")
+    calls: list[list[str]] = []
+    wall = HostIptables("gone", _iptables_run("iptables-nft", calls), tmp_path / "absent")
+    with pytest.raises(FirewallError, match="is the lab up"):
+        wall.insert(1, ["-j", "DROP"])
+    assert all(c[2] == "-S" for c in calls)  # nothing was changed
     denied = CompletedProcess([], 4, "", "Permission denied (you must be root)")
     with pytest.raises(FirewallError, match="NET_ADMIN"):
-        HostIptables(LAB, lambda argv: denied).listing()
+        HostIptables(LAB, lambda argv: denied, tmp_path / "absent").listing()
+
+
+def test_a_twin_without_a_host_firewall_touches_none(tmp_path: Path) -> None:
+    """The default (tests, a twin run by hand): rules kept, enforced nowhere."""
+    twin = ArmTwin(FakeFabric(), FakePower(), TOKEN, retry_after_seconds=0)
+    client = Client(twin)
+    url = f"{NET}/networkSecurityGroups/{NSG}/securityRules/R?{API}"
+    body = deny_storage().as_dict()
+    assert client.put(url, json=body, headers=AUTH).status_code == 201
+    _wait(lambda: client.get(url, headers=AUTH).json["properties"]["provisioningState"]  # type: ignore[index]
+          == "Succeeded")  # fmt: skip
+    detached = twin.network._detached[LAB]
+    assert len(detached.rules) == 2 and detached.rules[1][-1] == "DROP"
 
 
 def test_the_wire_as_az_follows_it(lab: Lab) -> None:

@@ -36,6 +36,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from lab.platform.arm.app import ArmTwin
 from lab.platform.arm.fabric import FabricError
+from lab.platform.arm.network_firewall import HostIptables
 from lab.platform.arm.network_store import NsgStore
 from lab.platform.arm.power import DockerPower
 from lab.platform.arm.recovery_services_fabric import HttpBackupFabric
@@ -170,7 +171,14 @@ def main(env: Mapping[str, str] | None = None) -> int:
         _log.error("cannot start the ARM twin: %s", exc)
         return 2
     fabric = HttpBackupFabric(config.fabric_url, token=config.fabric_token)
-    app = ArmTwin(fabric, DockerPower(), config.token, backup=fabric, nsg_store=NsgStore(NSG_STATE))
+    app = ArmTwin(
+        fabric,
+        DockerPower(),
+        config.token,
+        backup=fabric,
+        nsg_store=NsgStore(NSG_STATE),
+        nsg_firewall=HostIptables,
+    )
     watcher = HostWatcher(fabric, DockerGuests(), app.power_locks, fabric_errors=(FabricError,))
     try:
         server = build_server(app, config.port, context)

@@ -68,7 +68,12 @@ from lab.platform.arm.network_documents import (
     rule_document,
     rule_id,
 )
-from lab.platform.arm.network_firewall import Firewall, FirewallError, HostIptables, enforce
+from lab.platform.arm.network_firewall import (
+    DetachedFirewall,
+    Firewall,
+    FirewallError,
+    enforce,
+)
 from lab.platform.arm.network_rules import (
     DEFAULT_RULES,
     SecurityRule,
@@ -200,10 +205,15 @@ class NetworkProvider:
     ) -> None:
         self.operations = operations
         self.store = store or NsgStore()
-        self._firewall: FirewallFactory = firewall or HostIptables
+        # Without a host firewall (tests), one detached chain per lab, enforced nowhere.
+        self._detached: dict[str, DetachedFirewall] = {}
+        self._firewall: FirewallFactory = firewall or self._detached_firewall
         self._retry_after = retry_after
         # Every read and change of the store, and every rewrite of the host firewall.
         self._lock = threading.Lock()
+
+    def _detached_firewall(self, lab: str) -> Firewall:
+        return self._detached.setdefault(lab, DetachedFirewall())
 
     def routes(self) -> Sequence[Route]:
         nic, nsg = NETWORK_INTERFACES, NETWORK_SECURITY_GROUPS

@@ -58,6 +58,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from lab.platform.arm.network_rules import ANY, SecurityRule, ip_network, port_range, service_tag
@@ -100,14 +101,20 @@ class HostIptables:
     """The host's iptables, seen from the twin's container.
 
     The container's ``iptables`` may use another backend (nf_tables or legacy) than the
-    host's Docker did; the one to use is the one whose ``DOCKER-USER`` holds the lab's
-    rules (then any that has the chain)."""
+    host's Docker did; the one to use is the one whose ``DOCKER-USER`` holds the lab's own
+    rules (the provisioner puts them there before the twin starts). The legacy backend is
+    asked only when the host has legacy tables (``/proc/net/ip_tables_names``), because
+    merely listing with it makes the kernel create them. A host where no backend holds the
+    lab's rules is an error: NSG rules must never land beside a lab that is not there."""
 
-    TOOLS = ("iptables-nft", "iptables-legacy", "iptables")
+    NFT = "iptables-nft"
+    LEGACY = "iptables-legacy"
+    LEGACY_TABLES = Path("/proc/net/ip_tables_names")
 
-    def __init__(self, lab: str, run: Run = _run) -> None:
+    def __init__(self, lab: str, run: Run = _run, legacy_tables: Path | None = None) -> None:
         self._lab = lab
         self._run = run
+        self._legacy_tables = legacy_tables or self.LEGACY_TABLES
         self._tool: str | None = None
 
     def listing(self) -> str:
@@ -121,30 +128,55 @@ class HostIptables:
 
     def tool(self) -> str:
         if self._tool is None:
-            found = [t for t in (shutil.which(name) for name in self.TOOLS) if t]
-            answering = []
-            for tool in found:
+            for tool in self._candidates():
                 done = self._run([tool, "-w", "-S", CHAIN])
-                if done.returncode != 0:
-                    continue
-                if rule_comment(self._lab) in done.stdout:
+                if done.returncode == 0 and rule_comment(self._lab) in done.stdout:
                     self._tool = tool
                     break
-                answering.append(tool)
             else:
-                if not answering:
-                    raise FirewallError(
-                        f"no iptables here sees the host's {CHAIN} chain "
-                        f"(tried {', '.join(self.TOOLS)}; the twin needs NET_ADMIN)"
-                    )
-                self._tool = answering[0]
+                raise FirewallError(
+                    f"no iptables here shows lab {self._lab}'s rules in the host's {CHAIN} "
+                    "chain (is the lab up? the twin needs NET_ADMIN in the host's network "
+                    "namespace)"
+                )
         return self._tool
+
+    def _candidates(self) -> list[str]:
+        names = [self.NFT]
+        try:
+            if self._legacy_tables.read_text().strip():
+                names.append(self.LEGACY)
+        except OSError:
+            pass
+        return [t for t in (shutil.which(name) for name in names) if t]
 
     def _call(self, *args: str) -> str:
         done = self._run([self.tool(), "-w", *args])
         if done.returncode != 0:
             raise FirewallError(f"iptables {args[0]} {CHAIN}: {done.stderr.strip()}")
         return done.stdout
+
+
+class DetachedFirewall:
+    """A ``DOCKER-USER`` chain in memory, for a twin that has no host to guard (tests,
+    a twin run by hand): rules are kept and listed, and enforced nowhere. The twin's
+    process (:mod:`lab.platform.arm.main`) always uses :class:`HostIptables`."""
+
+    def __init__(self) -> None:
+        self.rules: list[list[str]] = []
+
+    def listing(self) -> str:
+        lines = [f"-N {CHAIN}", *(f"-A {CHAIN} {shlex.join(r)}" for r in self.rules)]
+        return "\n".join(lines) + "\n"
+
+    def insert(self, position: int, args: Sequence[str]) -> None:
+        self.rules.insert(position - 1, list(args))
+
+    def delete(self, args: Sequence[str]) -> None:
+        try:
+            self.rules.remove(list(args))
+        except ValueError:
+            raise FirewallError(f"no such rule in {CHAIN}: {shlex.join(args)}") from None
 
 
 # -- what a rule covers in the lab
