@@ -308,7 +308,7 @@ def test_malformed_api_version_is_400(client: Client) -> None:
             "NotFound",
         ),
         ("/", "NotFound"),
-        (f"/subscriptions/{SUB}", "NotFound"),
+        (f"/subscriptions/{SUB}/nothing", "NotFound"),  # the subscription itself is served
         (f"{VMS}/vm1/extensions/Nope", "ResourceNotFound"),
         (f"{VMS}/vm1/extensions/{SNAPSHOT_EXT}", "ResourceNotFound"),  # the handler, not the name
         (f"{VMS}/vm9/extensions", "ResourceNotFound"),
