@@ -19,6 +19,7 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
 from click.testing import CliRunner
 
+import lab.cli
 import lab.cli_run
 from lab.azcli import install, login
 from lab.azcli.install import AzInstall
@@ -292,3 +293,21 @@ def test_a_run_installs_az_first_when_a_runbook_types_it(
     result = CliRunner().invoke(lab.cli_run.run, ["demo"], obj={})
     assert result.exit_code == 0, result.output
     assert calls == ["az"] * installs
+
+
+@pytest.mark.parametrize(("flag", "installs"), [(["--az"], 1), ([], 0)])
+def test_setup_installs_az_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], installs: int
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(lab.cli.engine, "ensure_engine", lambda report: object())
+    monkeypatch.setattr(lab.cli.engine, "raise_inotify_limit", lambda: None)
+    monkeypatch.setattr(lab.cli.images, "all_recipes", lambda: [])
+    monkeypatch.setattr(lab.cli.images, "prune_stale_images", lambda client, recipes: 0)
+    monkeypatch.setattr(
+        install, "ensure_installed", lambda report: calls.append("az") or AzInstall(tmp_path)
+    )
+    result = CliRunner().invoke(lab.cli.cli, ["setup", *flag], obj={})
+    assert result.exit_code == 0, result.output
+    assert calls == ["az"] * installs
+    assert ("az: " in result.output) == bool(installs)
