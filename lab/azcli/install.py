@@ -94,7 +94,7 @@ def ensure_installed(report: Report = lambda _: None, venv: Path | None = None) 
         if not (target / "bin" / "python").exists():
             report(f"{PACKAGE}: making its venv {target}")
             _run([_base_python(), "-m", "venv", str(target)], "make the venv")
-        report(f"{PACKAGE} {PINNED_VERSION}: installing from PyPI (about 150 packages)")
+        report(f"{PACKAGE} {PINNED_VERSION}: installing from PyPI (about 130 packages)")
         _pip_install(target, report)
         found = AzInstall(target)
         _link_az(found)
