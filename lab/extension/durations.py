@@ -182,7 +182,8 @@ AGENT_EXTENSION_STATUS_WAIT = AzureDuration(
     floor_seconds=30.0,
     what=(
         "an extension operation through ARM (create, Run Command) fails "
-        "VMAgentStatusCommunicationError after the VM agent reports nothing for this long"
+        "VMAgentStatusCommunicationError when the agent reports no status for the new "
+        "settings within this"
     ),
     source=(
         "Microsoft publishes no number; two public VMAgentStatusCommunicationError failures "
@@ -191,7 +192,8 @@ AGENT_EXTENSION_STATUS_WAIT = AzureDuration(
     ),
     floor_reason=(
         "a goal-state poll (6 s), the download, install and enable of a handler new to the "
-        "VM, then a few of the agent's 6-second status reports"
+        "VM, then one of the agent's 6-second status reports; not the agent's 5-minute "
+        "period with extensions disabled, which no time scale shortens"
     ),
 )
 

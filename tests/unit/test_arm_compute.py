@@ -5,8 +5,9 @@ TLS (and Werkzeug's test client where a synchronous refusal is the point).
 The fabric is a fake that plays the fabric and the VM agent at once: when the twin
 enables a handler, the "agent" answers the new sequence number the way the mode says —
 ``healthy`` (the handler's success status, with a Run Command's output), ``disabled``
-(an agent with ``Extensions.Enabled=n``: its error status), ``stopped`` (no report at
-all) or ``busy`` (the agent keeps reporting, but never for the extension).
+(an agent from 2.10 on with ``Extensions.Enabled=n``: its error status), ``stopped`` (no
+report at all), ``busy`` (the agent keeps reporting, but never for the extension, as
+2.7.3.0 with extensions disabled) or ``stuck`` (the extension stays transitioning).
 """
 
 from __future__ import annotations
@@ -160,6 +161,18 @@ class AgentFabric:
             for _ in range(40):  # reports keep coming, never about the extension
                 self._report(vm, None)
                 time.sleep(0.05)
+            return
+        if self.mode == "stuck":
+            status = ExtensionReport(
+                handler,
+                version,
+                "Ready",
+                "transitioning",
+                "0",
+                "Enable in progress",
+                sequence_number=seq,
+            )
+            self._report(vm, status)
             return
         if self.mode == "disabled":
             status = ExtensionReport(
@@ -427,8 +440,18 @@ def test_run_command_with_extensions_disabled(lab: Lab) -> None:
     )
 
 
+def test_run_command_the_agent_ignores(lab: Lab) -> None:
+    lab.fabric.mode = "busy"  # statuses keep coming, none for the extension
+    poller = lab.compute.virtual_machines.begin_run_command(
+        RG, "vm1", {"commandId": "RunShellScript", "script": ["echo hello"]}
+    )
+    with pytest.raises(HttpResponseError) as raised:
+        poller.result()
+    assert _error(raised)[0] == "VMAgentStatusCommunicationError"
+
+
 def test_run_command_that_never_finishes_times_out(lab: Lab) -> None:
-    lab.fabric.mode = "busy"
+    lab.fabric.mode = "stuck"
     poller = lab.compute.virtual_machines.begin_run_command(
         RG, "vm1", {"commandId": "RunShellScript", "script": ["sleep 1000"]}
     )
@@ -436,7 +459,10 @@ def test_run_command_that_never_finishes_times_out(lab: Lab) -> None:
         poller.result()
     code, message = _error(raised)
     assert code == "VMExtensionProvisioningTimeout"
-    assert message.startswith("Provisioning of VM extension RunCommandLinux has timed out.")
+    assert message.startswith(
+        "Provisioning of VM extension RunCommandLinux has timed out. Extension provisioning "
+        'has taken too long to complete. The extension last reported "Enable in progress".'
+    )
 
 
 @pytest.mark.parametrize("state", ["stopped", "deallocated"])

@@ -11,19 +11,22 @@ the agent reports the extension        ``success`` (or ``warning``) for the sequ
                                        number: the operation succeeds with that status
 the agent reports it ``error`` for the ``VMExtensionProvisioningError`` "VM has reported
 sequence number                        a failure when processing extension ..." with its
-                                       message (an agent whose extensions are disabled
-                                       reports exactly that, with its own message)
-no new VM status at all for            ``VMAgentStatusCommunicationError`` "VM '...' has
-:data:`AGENT_EXTENSION_STATUS_WAIT`    not reported status for VM agent or extensions..."
-                                       (agent stopped, VM cut off from the WireServer)
-statuses, but none final for the       ``VMExtensionProvisioningTimeout``
-sequence number within
+                                       message (an agent from about 2.10 on whose
+                                       extensions are disabled reports exactly that)
+no status for the sequence number      ``VMAgentStatusCommunicationError`` "VM '...' has
+within :data:`AGENT_EXTENSION_STATUS_  not reported status for VM agent or extensions..."
+WAIT`                                  (agent stopped, VM cut off from the WireServer,
+                                       2.7.3.0 with extensions disabled, which ignores
+                                       the extension)
+a status for the sequence number, but  ``VMExtensionProvisioningTimeout``, with the
+none final within                      extension's last message
 :data:`EXTENSION_OPERATION_TIMEOUT`
 ====================================== ==============================================
 
-Both waits are Azure durations on the lab's clock (:mod:`lab.platform.timescale`).
-Whether the agent reported anything new is judged by its report time changing, so the
-twin's and the fabric's clocks never need to agree.
+Both waits are Azure durations on the lab's clock (:mod:`lab.platform.timescale`); the
+agent's own cycles are not scaled, so an outcome that hangs on the agent's 5-minute
+goal-state period with extensions disabled can differ between time scales (as in the
+extensions-disabled scenario).
 
 Runs inside the twin's container on Debian's Python: stdlib only, and nothing from
 ``lab`` outside :mod:`lab.platform`.
@@ -106,7 +109,6 @@ class ExtensionEnablement:
     monotonic: Callable[[], float] = time.monotonic
 
     def __call__(self) -> ExtensionReport:
-        baseline = self._last_report()
         try:
             published = self.fabric.enable_handler(
                 self.vm, self.handler, self.version, self.public, self.protected
@@ -121,13 +123,13 @@ class ExtensionEnablement:
             published.seq_no,
             published.incarnation,
         )
-        return self._await(published, baseline)
+        return self._await(published)
 
-    def _await(self, published: PublishedHandler, baseline: str | None) -> ExtensionReport:
+    def _await(self, published: PublishedHandler) -> ExtensionReport:
         started = self.monotonic()
         deadline = started + self.timeout_seconds()
-        agent_wait = self.agent_wait_seconds()
-        last_report, heard_at = baseline, started
+        agent_deadline = started + self.agent_wait_seconds()
+        answered = False
         last_message: str | None = None
         while True:
             try:
@@ -136,27 +138,19 @@ class ExtensionEnablement:
                 _log.warning("cannot read %s while enabling %s: %s", self.vm, self.name, exc)
                 report = None
             now = self.monotonic()
-            if report is not None and report.agent.last_report != last_report:
-                last_report, heard_at = report.agent.last_report, now
             ext = _answer(reported_extensions(report), self.handler, published.seq_no)
             if ext is not None:
+                answered = True
                 last_message = ext.message or last_message
                 if ext.status in SUCCEEDED:
                     return ext
                 if ext.status == "error":
                     raise provisioning_error(self.name, self.handler, ext.message or "")
-            if now - heard_at >= agent_wait:
+            if not answered and now >= agent_deadline:
                 raise agent_communication_error(self.vm)
             if now >= deadline:
                 raise provisioning_timeout(self.name, last_message)
             self.sleep(self.poll_seconds)
-
-    def _last_report(self) -> str | None:
-        try:
-            report = self.fabric.vm(self.vm)
-        except FabricError:
-            return None
-        return report.agent.last_report if report is not None else None
 
 
 def _answer(
