@@ -79,7 +79,7 @@ def installed(venv: Path | None = None) -> AzInstall | None:
 
 
 def ensure_installed(report: Report = lambda _: None, venv: Path | None = None) -> AzInstall:
-    """The pinned CLI, installed first if needed (about a minute and 730 MB)."""
+    """The pinned CLI, installed first if needed (about 90 s and 730 MB)."""
     target = venv or venv_dir()
     done = installed(target)
     if done is not None:
