@@ -91,7 +91,7 @@ def lint_step(step: Step, runbook: str, names: Sequence[str]) -> list[Finding]:
     for match in _SNAPLAB.finditer(code):
         word = _NEXT_WORD.match(match.group("rest"))
         command = word.group("word") if word else None
-        allowed = ALLOWED_SNAPLAB_COMMANDS
+        allowed: tuple[str, ...] = ALLOWED_SNAPLAB_COMMANDS
         if step.kind == "publisher":
             allowed = (*allowed, *PUBLISHER_SNAPLAB_COMMANDS)
         if command not in allowed:
