@@ -313,3 +313,13 @@ def test_snaplab_ssh_to_an_unknown_vm_is_one_line_exit_2(one_lab: list[list[str]
     assert result.exit_code == 2
     assert result.output == ("Error: lab 'l1' has no VM named 'vm7' (it has: vm1)\n")
     assert one_lab == []
+
+
+def test_snaplab_ssh_to_an_unknown_lab_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli_ssh.engine, "connect", lambda: object())
+    monkeypatch.setattr(cli_ssh.labs, "lab_names", lambda client: ["l1"])
+    result = CliRunner().invoke(cli, ["ssh", "vm1", "--lab", "nope", "--", "true"])
+    assert result.exit_code == 2
+    assert result.output == "Error: no lab named 'nope' (running: l1)\n"
