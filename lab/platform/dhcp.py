@@ -21,6 +21,15 @@ Choices, and why:
 * ``--dhcp-option-force``: dhclient does not request option 245 (or may not request
   121), and dnsmasq sends unrequested options only when forced. The agent's own DHCP
   request (DhcpHandler, wireserver.md §2) asks for nothing either.
+* ``--dhcp-broadcast``: an answer to a client without an address yet is broadcast. The
+  agent's own DHCP request (sent when it reads no lease it knows: Debian's agent reads
+  only dhclient's lease files) asks for a unicast answer first, and on a guest whose
+  DHCP client holds a UDP socket bound to the VM's address and port 68 (systemd-networkd,
+  NetworkManager's internal client) the kernel hands that answer to the client's socket:
+  the agent times out five times (about 3.5 minutes) before it asks for a broadcast.
+  On Azure the agent rarely asks at all (a host route to 168.63.129.16 tells it the
+  address); the lab's WireServer has no such route, so its DHCP server answers by
+  broadcast, which every client receives.
 * Option 121 routes 169.254.169.254/32 via the WireServer address, which the fabric
   answers for (169.254.169.254 is on its loopback), so IMDS answers at once instead of
   the agent's ~31 s connect back-off. RFC 3442 clients then ignore option 3, which is
@@ -97,6 +106,7 @@ def dnsmasq_argv(
         "--user=root",
         f"--dhcp-range={network.network_address},static,{network.netmask},{lease_time}",
         "--dhcp-authoritative",
+        "--dhcp-broadcast",
         f"--dhcp-leasefile={lease_file}",
         "--log-dhcp",
         f"--log-facility={log_file}",

@@ -13,7 +13,11 @@ the checks and faults meet it for real:
   included, in ``/run/systemd/netif/leases/``).
 - ``networkmanager``: ``network-manager`` instead of ifupdown and dhclient; a keyfile
   connection ``System eth0`` with ``ipv4.method=auto`` (as RHEL's), NetworkManager's
-  internal DHCP client.
+  internal DHCP client. Debian's ``waagent`` package declares ``Conflicts:
+  network-manager`` (RHEL's WALinuxAgent package, made for NetworkManager, does not), so
+  apt installs NetworkManager in place of the agent and the same agent package is put
+  back with ``dpkg --force-conflicts``: the files are the package's, only apt's view
+  of the pair is forced (apt calls the guest's packages broken until one goes).
 - ``waagent-unit``: the agent package's unit diverted (``dpkg-divert``, so package
   upgrades follow) to ``waagent.service``, with the lab's drop-ins; no
   ``walinuxagent.service`` remains.
@@ -45,6 +49,8 @@ class GuestVariant:
     summary: str
     add: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
+    # Installed after the agent package, which Debian makes conflict with them.
+    over_agent: tuple[str, ...] = ()
 
     @property
     def context(self) -> str:
@@ -70,8 +76,8 @@ GUEST_VARIANTS: dict[str, GuestVariant] = {
         GuestVariant(
             "networkmanager",
             "eth0 by DHCP through NetworkManager (as RHEL)",
-            add=("network-manager",),
-            remove=_DHCLIENT_STACK,
+            remove=("ifupdown",),
+            over_agent=("network-manager",),
         ),
         GuestVariant(
             "waagent-unit", "the agent's systemd unit named waagent.service (as RHEL and SUSE)"

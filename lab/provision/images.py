@@ -168,14 +168,36 @@ def guest_recipe(version: str, variant: str | None = None) -> Recipe:
     shape = guest_variant(variant)
     packages = shape.packages(base.rootfs.packages)
     under = base
-    if packages != base.rootfs.packages:
-        rootfs = replace(base.rootfs, name=guest_image_name(version, variant), packages=packages)
+    if packages != base.rootfs.packages or shape.over_agent:
+        rootfs = replace(
+            base.rootfs,
+            name=guest_image_name(version, variant),
+            packages=packages,
+            hooks=(*base.rootfs.hooks, *_over_agent(shape.over_agent)),
+        )
         under = replace(base, name=f"{guest_image_name(version, variant)}-base", rootfs=rootfs)
     return Recipe(
         name=guest_image_name(version, variant),
         rootfs=under.rootfs,
         context=shape.context,
         base=under,
+    )
+
+
+def _over_agent(packages: tuple[str, ...]) -> tuple[str, ...]:
+    """Chroot hooks that install ``packages`` although Debian's agent package conflicts
+    with them: keep the installed agent's .deb, let apt install them (it removes the
+    agent), then put the same agent package back over the conflict."""
+    if not packages:
+        return ()
+    keep = "/tmp/snaplab-agent"
+    version = "$(dpkg-query -W -f=\\${Version} waagent)"
+    return _with_machine_ca(
+        f"{IN_CHROOT} sh -c 'mkdir -p {keep} && cd {keep} && apt-get "
+        f"-o Acquire::https::CAInfo=/tmp/hostca/ca.crt download waagent={version}'",
+        f"{IN_CHROOT} apt-get -o Acquire::https::CAInfo=/tmp/hostca/ca.crt install --yes "
+        f"--no-install-recommends {' '.join(packages)}",
+        f"{IN_CHROOT} sh -c 'dpkg --force-conflicts -i {keep}/waagent_*.deb && rm -rf {keep}'",
     )
 
 

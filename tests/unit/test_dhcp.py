@@ -26,6 +26,7 @@ def test_argv_serves_static_leases_and_points_at_the_fabric() -> None:
     assert "--keep-in-foreground" in argv
     assert "--interface=eth0" in argv
     assert "--dhcp-authoritative" in argv
+    assert "--dhcp-broadcast" in argv  # the agent's own request is answered to it too
     assert "--log-dhcp" in argv
     assert "--log-facility=/var/log/snaplab/dnsmasq.log" in argv
     assert any(a.startswith("--dhcp-leasefile=") for a in argv)

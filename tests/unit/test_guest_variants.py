@@ -29,10 +29,19 @@ def test_network_variants_have_their_own_packages_under_the_base_guests_dockerfi
     assert base is not None and base.context == BASE.context
     assert base.build_args == BASE.build_args
     packages = base.rootfs.packages
-    assert "ifupdown" not in packages and "isc-dhcp-client" not in packages
+    assert "ifupdown" not in packages
     assert set(GUEST_VARIANTS[name].add) <= set(packages)
     assert base.rootfs.suite == BASE.rootfs.suite == "bookworm"
     assert recipe.tag != BASE.tag and base.rootfs.tag != BASE.rootfs.tag
+
+
+def test_networkmanager_goes_in_over_the_agent_packages_conflict() -> None:
+    rootfs = images.guest_recipe("2.7.3.0", "networkmanager").rootfs
+    assert "network-manager" not in rootfs.packages and "waagent" in rootfs.packages
+    hooks = " ".join(rootfs.hooks)
+    assert "install --yes --no-install-recommends network-manager" in hooks
+    assert "dpkg --force-conflicts -i" in hooks
+    assert hooks.index("download waagent=") < hooks.index("network-manager")
 
 
 def test_unit_variant_is_a_layer_on_the_base_guest_image_itself() -> None:
