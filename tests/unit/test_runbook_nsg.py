@@ -68,7 +68,8 @@ def test_listing_then_fix_deletes_the_deny_rule(twin: Lab, tmp_path: Path) -> No
     shown = run_step(twin, listing)
     assert shown.returncode == 0, shown.stderr
     assert "vm1: NIC vm1VMNic, NSG vm1-nsg" in shown.stdout
-    assert "Deny" in shown.stdout and "DenyStorageOutbound" in shown.stdout
+    assert "Outbound Deny  *    to Storage:*  DenyStorageOutbound" in shown.stdout
+    assert "SecurityRule" not in shown.stdout  # Azure's words, not the SDK's enum names
     assert "AllowInternetOutBound" in shown.stdout
     done = run_step(twin, fix)
     assert done.returncode == 0, done.stderr
