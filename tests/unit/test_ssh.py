@@ -323,3 +323,27 @@ def test_snaplab_ssh_to_an_unknown_lab_is_one_line_exit_2(
     result = CliRunner().invoke(cli, ["ssh", "vm1", "--lab", "nope", "--", "true"])
     assert result.exit_code == 2
     assert result.output == "Error: no lab named 'nope' (running: l1)\n"
+
+
+def test_every_guest_image_has_sshd_and_sudo_but_no_host_key_or_password_login() -> None:
+    from lab.provision import images
+
+    for version in images.AGENT_FLAVORS:
+        recipe = images.guest_recipe(version)
+        assert {"openssh-server", "sudo"} <= set(recipe.rootfs.packages)
+        assert ("ADMIN_USER", ssh_guest.ADMIN_USER) in recipe.build_args
+    guest = images.RECIPES_DIR / "guest"
+    dockerfile = (guest / "Dockerfile").read_text()
+    assert "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub" in dockerfile
+    assert "NOPASSWD: ALL" in dockerfile
+    settings = dict(
+        line.split(None, 1)
+        for line in (guest / "sshd-key-login.conf").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert settings == {
+        "HostKey": ssh_guest.HOST_KEY_PATH.removesuffix(".pub"),
+        "PasswordAuthentication": "no",
+        "KbdInteractiveAuthentication": "no",
+        "PermitRootLogin": "no",
+    }
