@@ -20,8 +20,8 @@ cannot lift it:
 * **The host itself** (``INPUT``): new connections from the lab's bridge to any host
   address — the gateway, where host services listen on 0.0.0.0, or any other — are
   dropped. The host's own connections to the fabric (the CLI, the ARM twin on host
-  networking) are not forwarded traffic, so they pass, and their answers are
-  ``ESTABLISHED``.
+  networking) and to a guest's sshd (``snaplab ssh``, runbook guest steps) are not
+  forwarded traffic, so they pass, and their answers are ``ESTABLISHED``.
 * **IPv6**: no lab uses it; every IPv6 packet on the bridge is dropped.
 * **The neighbour entries between the host, the fabric and storage** are made permanent,
   so a guest that answers ARP for their addresses cannot draw the host's control
