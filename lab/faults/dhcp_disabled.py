@@ -11,8 +11,10 @@ guest is harmless until two more things hold, and this fault makes all three rea
 1. guest (its administrator's doing): eth0 set to the address Azure gave it, statically,
    in whichever network stack manages it — NetworkManager: ``nmcli connection modify
    ... ipv4.method manual`` and the connection brought up again; netplan (systemd-networkd):
-   a later netplan file that turns ``dhcp4`` off with the address and gateway, then
-   ``netplan apply``; ifupdown: ``iface eth0 inet static`` and the DHCP client stopped
+   a later netplan file that turns ``dhcp4`` off with the address and gateway, then what
+   ``netplan apply`` does for networkd (``netplan generate``, ``networkctl reload`` and
+   ``reconfigure``; ``apply`` itself also triggers udev, which a container's read-only
+   ``/sys`` refuses); ifupdown: ``iface eth0 inet static`` and the DHCP client stopped
    (SIGTERM: the address and the old lease stay, as after a reboot into the static
    config) — and a hardened firewall that drops DHCP, outbound to UDP 67 and inbound to
    UDP 68. The outbound rule is what stops the agent's own request (it opens inbound
@@ -73,7 +75,11 @@ network:
 $routes
 EOF
     chmod 600 {NETPLAN_STATIC}
-    netplan apply
+    # What 'netplan apply' does for networkd, without the udev trigger a container's
+    # read-only /sys refuses.
+    netplan generate
+    networkctl reload
+    networkctl reconfigure eth0
 else
     cat > /etc/network/interfaces.d/eth0 <<EOF
 # Static addressing: the address the VM got at deployment, set by hand.

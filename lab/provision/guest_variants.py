@@ -70,7 +70,7 @@ GUEST_VARIANTS: dict[str, GuestVariant] = {
         GuestVariant(
             "netplan",
             "eth0 by DHCP through netplan and systemd-networkd (as Ubuntu)",
-            add=("netplan.io",),
+            add=("netplan.io", "udev"),
             remove=_DHCLIENT_STACK,
         ),
         GuestVariant(

@@ -28,7 +28,8 @@ def stubs(tmp_path: Path, answers: dict[str, str]) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     cases = "\n".join(f"    {_glob(pattern)}) {shell} ;;" for pattern, shell in answers.items())
-    names = {"systemctl", "nmcli", "netplan", "ip", "ps", "pgrep", "pidof", "iptables", "kill"}
+    names = {"systemctl", "nmcli", "netplan", "networkctl", "ip", "ps", "pgrep", "pidof"}
+    names |= {"iptables", "kill"}
     names |= {pattern.split()[0] for pattern in answers}
     for name in names:
         path = bin_dir / name
@@ -105,7 +106,9 @@ def test_dhcp_disabled_on_networkmanager_goes_manual(tmp_path: Path) -> None:
     assert not any(c.startswith(("netplan", "pidof")) for c in made)
 
 
-def test_dhcp_disabled_on_netplan_writes_a_later_static_file_and_applies(tmp_path: Path) -> None:
+def test_dhcp_disabled_on_netplan_writes_a_later_static_file_and_reloads_networkd(
+    tmp_path: Path,
+) -> None:
     static = tmp_path / "90-static-eth0.yaml"
     script = dhcp_disabled._STATIC_WITHOUT_DHCP.replace(dhcp_disabled.NETPLAN_STATIC, str(static))
     env = stubs(
@@ -122,7 +125,8 @@ def test_dhcp_disabled_on_netplan_writes_a_later_static_file_and_applies(tmp_pat
     text = static.read_text()
     assert "dhcp4: false" in text and "addresses: [10.213.9.10/24]" in text
     assert "routes: [{to: default, via: 10.213.9.1}]" in text
-    assert "netplan apply" in calls(tmp_path)
+    made = calls(tmp_path)
+    assert made.index("netplan generate") < made.index("networkctl reconfigure eth0")
     assert oct(static.stat().st_mode & 0o777) == "0o600"
 
 
