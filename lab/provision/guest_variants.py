@@ -7,13 +7,17 @@ and RHEL and SUSE name the agent's unit ``waagent.service``. A variant rebuilds 
 difference from Debian's own packages (the same suite and mirror as the base guest), so
 the checks and faults meet it for real:
 
-- ``netplan``: ``netplan.io`` and systemd-networkd instead of ifupdown and dhclient;
-  ``/etc/netplan/01-eth0.yaml`` says ``dhcp4: true``, netplan's generator turns it into a
-  ``.network`` file at boot and networkd is eth0's DHCP client (its lease, option 245
-  included, in ``/run/systemd/netif/leases/``).
-- ``networkmanager``: ``network-manager`` instead of ifupdown and dhclient; a keyfile
-  connection ``System eth0`` with ``ipv4.method=auto`` (as RHEL's), NetworkManager's
-  internal DHCP client. Debian's ``waagent`` package declares ``Conflicts:
+- ``netplan``: ``netplan.io`` (and udev, as on Ubuntu) with systemd-networkd instead of
+  ifupdown and dhclient; ``/etc/netplan/01-eth0.yaml`` says ``dhcp4: true``, netplan's
+  generator turns it into a ``.network`` file at boot and networkd is eth0's DHCP client
+  (its lease, ``OPTION_245`` included, in ``/run/systemd/netif/leases/<ifindex>``).
+- ``networkmanager``: ``network-manager`` instead of ifupdown; a keyfile connection
+  ``System eth0`` with ``ipv4.method=auto`` (as RHEL's); NetworkManager runs dhclient as
+  its DHCP client (``dhcp=dhclient``, as RHEL 7 and 8 do; the lease goes to
+  ``/var/lib/NetworkManager/dhclient-<uuid>-eth0.lease``, the path RHEL's agent reads)
+  and starts eth0 from a clean state (``keep-configuration=no``: Docker hands the
+  container an addressed eth0, which NetworkManager would otherwise adopt as an
+  external connection without DHCP). Debian's ``waagent`` package declares ``Conflicts:
   network-manager`` (RHEL's WALinuxAgent package, made for NetworkManager, does not), so
   apt installs NetworkManager in place of the agent and the same agent package is put
   back with ``dpkg --force-conflicts``: the files are the package's, only apt's view
@@ -23,11 +27,14 @@ the checks and faults meet it for real:
   ``walinuxagent.service`` remains.
 
 In every variant the agent is Debian's package, so it runs its Debian code path
-(WALinuxAgent ``osutil/debian.py``): it reads only dhclient's lease files, finds none on
-the netplan and NetworkManager variants, and asks for option 245 with its own DHCP
-request — what the agent does on any VM whose DHCP client keeps its lease where the
-agent's distribution code does not look (on Ubuntu before agent 2.10, on RHEL with
-NetworkManager's internal client).
+(WALinuxAgent ``osutil/debian.py``): it reads only ``/var/lib/dhcp/dhclient.*.leases``,
+finds none on the netplan and NetworkManager variants, and asks for option 245 with its
+own DHCP request ("Send dhcp request" in waagent.log) — what the agent does on any VM
+whose DHCP client keeps its lease where the agent's distribution code does not look (on
+Ubuntu before agent 2.10, whose ``osutil/ubuntu.py`` reads networkd's ``OPTION_245``
+from 2.10 on; on RHEL with NetworkManager's internal client). On Azure a host route to
+168.63.129.16 usually spares the agent that request; the lab's WireServer address has
+no such route.
 
 A variant's image is built on first use (``Recipe.base``: the base guest's Dockerfile on
 the variant's root filesystem, then the variant's own layer from
