@@ -107,6 +107,12 @@ def test_run_command_with_the_agent_stopped(compute_lab: RunningLab) -> None:
 
 
 def test_run_command_with_extensions_disabled(compute_lab: RunningLab) -> None:
+    """2.7.3.0 with extensions off checks goal states every 5 minutes (unscaled) and then
+    reports the new settings only as "transitioning": once it has made its first report
+    after the restart, the Run Command meets the 30-second window (25 Azure minutes) with
+    no status for its settings. On Azure's clock the agent's 5-minute report comes first
+    and the operation times out instead (VMExtensionProvisioningTimeout after 90 minutes)."""
+    before = compute_lab.fabric.vm("vm1")["agent"]["last_report"]
     _guest(
         compute_lab,
         "vm1",
@@ -114,6 +120,11 @@ def test_run_command_with_extensions_disabled(compute_lab: RunningLab) -> None:
         "grep -q '^Extensions.Enabled=n' /etc/waagent.conf || "
         "echo Extensions.Enabled=n >> /etc/waagent.conf; systemctl restart walinuxagent",
     )
+    deadline = time.monotonic() + 60
+    while compute_lab.fabric.vm("vm1")["agent"]["last_report"] == before:
+        assert time.monotonic() < deadline, "the restarted agent never reported"
+        time.sleep(1)
+    time.sleep(2)  # past the goal-state fetch that came with that first report
     try:
         code, message, seconds = _failure(compute_lab, "vm1")
     finally:

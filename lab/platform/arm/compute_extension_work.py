@@ -15,18 +15,17 @@ sequence number                        a failure when processing extension ..." 
                                        extensions are disabled reports exactly that)
 no status for the sequence number      ``VMAgentStatusCommunicationError`` "VM '...' has
 within :data:`AGENT_EXTENSION_STATUS_  not reported status for VM agent or extensions..."
-WAIT`                                  (agent stopped, VM cut off from the WireServer,
-                                       2.7.3.0 with extensions disabled, which ignores
-                                       the extension)
+WAIT`                                  (agent stopped, VM cut off from the WireServer)
 a status for the sequence number, but  ``VMExtensionProvisioningTimeout``, with the
-none final within                      extension's last message
-:data:`EXTENSION_OPERATION_TIMEOUT`
+none final within                      extension's last message (2.7.3.0 with extensions
+:data:`EXTENSION_OPERATION_TIMEOUT`    disabled reports the settings "transitioning")
 ====================================== ==============================================
 
 Both waits are Azure durations on the lab's clock (:mod:`lab.platform.timescale`); the
 agent's own cycles are not scaled, so an outcome that hangs on the agent's 5-minute
-goal-state period with extensions disabled can differ between time scales (as in the
-extensions-disabled scenario).
+goal-state period with extensions disabled depends on the scale (as in the
+extensions-disabled scenario): at the default scale the agent's report comes after the
+25-minute window and such an agent gives ``VMAgentStatusCommunicationError``.
 
 Runs inside the twin's container on Debian's Python: stdlib only, and nothing from
 ``lab`` outside :mod:`lab.platform`.
