@@ -23,8 +23,9 @@ the checks and faults meet it for real:
   back with ``dpkg --force-conflicts``: the files are the package's, only apt's view
   of the pair is forced (apt calls the guest's packages broken until one goes).
 - ``waagent-unit``: the agent package's unit diverted (``dpkg-divert``, so package
-  upgrades follow) to ``waagent.service``, with the lab's drop-ins; no
-  ``walinuxagent.service`` remains.
+  upgrades follow) to ``waagent.service``, with the lab's drop-ins; its SysV script
+  diverted and unlinked too (RHEL's package has none, and systemd would generate a
+  ``walinuxagent.service`` from it); no ``walinuxagent.service`` remains.
 
 In every variant the agent is Debian's package, so it runs its Debian code path
 (WALinuxAgent ``osutil/debian.py``): it reads only ``/var/lib/dhcp/dhclient.*.leases``,
