@@ -20,6 +20,7 @@ import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from lab.extension.protocol import HANDLER_NAME, HANDLER_VERSIONS
+from lab.extension.run_command_package import HANDLER_NAME as RUN_COMMAND_HANDLER
 from lab.platform.backup.job import TAKE_SNAPSHOT, new_job, start_subtask
 from lab.platform.backup.store import BackupStore
 from lab.platform.control_auth import TOKEN_ENV, bearer
@@ -148,7 +149,10 @@ def free_port() -> int:
 def test_publish_writes_and_serves_every_handler_version(tmp_path: Path) -> None:
     fabric = Fabric(local_roster(), stale_after_seconds=20.0)
     urls = publish_extension_packages(fabric, tmp_path / "artifacts")
-    assert urls == [fabric.artifacts.manifest_url(HANDLER_NAME)]
+    assert urls == [
+        fabric.artifacts.manifest_url(HANDLER_NAME),
+        fabric.artifacts.manifest_url(RUN_COMMAND_HANDLER),
+    ]
     manifest = fabric.artifacts.get(f"extensions/{HANDLER_NAME}/manifest.xml")
     assert manifest is not None
     for version in HANDLER_VERSIONS:
