@@ -21,7 +21,13 @@ from lab.provision.ssh_client import ensure_client, target_for
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("vm")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND...]")
-@click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
+@click.option(
+    "--lab",
+    "lab_name",
+    default=None,
+    envvar="SNAPLAB_LAB",
+    help="Lab name (default: $SNAPLAB_LAB, which runbook steps have, else the only lab).",
+)
 def ssh(vm: str, command: tuple[str, ...], lab_name: str | None) -> None:
     """Log in to VM as its admin over SSH, or run COMMAND there (its exit code)."""
     client = engine.connect()

@@ -308,6 +308,20 @@ def test_snaplab_ssh_without_a_command_logs_in(one_lab: list[list[str]]) -> None
     assert one_lab[0][-1] == "azureuser@10.213.7.10"
 
 
+def test_snaplab_ssh_takes_the_lab_from_snaplab_lab(
+    one_lab: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runbook step has $SNAPLAB_LAB; with several labs up, that is the one meant."""
+    asked: list[str | None] = []
+    monkeypatch.setattr(
+        cli_ssh.labs, "resolve_lab", lambda client, name: asked.append(name) or "l1"
+    )
+    monkeypatch.setenv("SNAPLAB_LAB", "l1")
+    result = CliRunner().invoke(cli, ["ssh", "vm1", "--", "true"])
+    assert result.exit_code == 0, result.output
+    assert asked == ["l1"]
+
+
 def test_snaplab_ssh_to_an_unknown_vm_is_one_line_exit_2(one_lab: list[list[str]]) -> None:
     result = CliRunner().invoke(cli, ["ssh", "vm7", "--", "true"])
     assert result.exit_code == 2
