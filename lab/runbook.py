@@ -218,7 +218,7 @@ def run_steps(
     run = execute or execute_command
     outcome = RunbookResult()
     for step in steps:
-        env = dict(place.platform_env) if step.kind == "platform" else None
+        env = dict(place.platform_env) if step.kind != "guest" else None
         command = command_for(step, place)
         began = time.monotonic()
         code, output, note = run(command.argv, env, place.cwd, timeout, cancel, command.stdin)
