@@ -39,6 +39,7 @@ from lab.provision.fabric_client import FabricClient
 from lab.provision.spec import lab_spec
 from lab.provision.ssh_client import lab_targets
 from lab.runbook import StepPlace, platform_env, run_steps
+from lab.runner import env_exports
 from lab.scenario import Scenario, load_scenario
 
 pytestmark = pytest.mark.integration
@@ -106,14 +107,7 @@ def step_place(
     client: docker.DockerClient, roster: Roster, scenario: Scenario, bin_dir: str
 ) -> StepPlace:
     arm = labs.arm_endpoint(client, roster.lab)
-    exports = {
-        "SNAPLAB_ARM_ENDPOINT": arm.url,
-        "AZURE_SUBSCRIPTION_ID": arm.subscription_id,
-        "SNAPLAB_RESOURCE_GROUP": arm.resource_group,
-        "SNAPLAB_ARM_TOKEN": arm.token,
-        "REQUESTS_CA_BUNDLE": arm.ca_file,
-        "SSL_CERT_FILE": arm.ca_file,
-    }
+    exports = env_exports(arm)  # what `snaplab env` prints
     env = platform_env(exports, roster.lab, scenario.primary_vm)
     env["PATH"] = os.pathsep.join((bin_dir, env["PATH"]))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
