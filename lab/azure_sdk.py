@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core.credentials import AccessToken
 from azure.mgmt.compute import ComputeManagementClient
@@ -17,6 +17,8 @@ from azure.mgmt.recoveryservices import RecoveryServicesClient
 from azure.mgmt.recoveryservicesbackup import RecoveryServicesBackupClient
 
 TOKEN_LIFETIME_SECONDS = 3600
+
+_Client = TypeVar("_Client")
 
 
 class StaticTokenCredential:
@@ -42,52 +44,43 @@ class StaticTokenCredential:
         return AccessToken(self._token, int(time.time()) + TOKEN_LIFETIME_SECONDS)
 
 
-def compute_client(
-    endpoint: str, token: str, subscription_id: str, ca_file: Path | str
-) -> ComputeManagementClient:
-    """A compute client for the twin at ``endpoint`` (``https://127.0.0.1:<port>``).
-
-    ``ca_file`` is the lab CA (``ca.pem``): TLS stays verified, as with real Azure.
-    """
-    return ComputeManagementClient(
+def _lab_client(
+    cls: type[_Client], endpoint: str, token: str, subscription_id: str, ca_file: Path | str
+) -> _Client:
+    """Any management client pointed at the twin at ``endpoint``
+    (``https://127.0.0.1:<port>``); ``ca_file`` is the lab CA (``ca.pem``), so TLS stays
+    verified, as with real Azure."""
+    return cls(  # type: ignore[call-arg]
         StaticTokenCredential(token),
         subscription_id,
         base_url=endpoint,
         connection_verify=str(ca_file),
     )
+
+
+def compute_client(
+    endpoint: str, token: str, subscription_id: str, ca_file: Path | str
+) -> ComputeManagementClient:
+    """A compute client for the twin at ``endpoint``."""
+    return _lab_client(ComputeManagementClient, endpoint, token, subscription_id, ca_file)
 
 
 def backup_client(
     endpoint: str, token: str, subscription_id: str, ca_file: Path | str
 ) -> RecoveryServicesBackupClient:
     """Azure Backup (``azure-mgmt-recoveryservicesbackup``) for the twin at ``endpoint``."""
-    return RecoveryServicesBackupClient(
-        StaticTokenCredential(token),
-        subscription_id,
-        base_url=endpoint,
-        connection_verify=str(ca_file),
-    )
+    return _lab_client(RecoveryServicesBackupClient, endpoint, token, subscription_id, ca_file)
 
 
 def vaults_client(
     endpoint: str, token: str, subscription_id: str, ca_file: Path | str
 ) -> RecoveryServicesClient:
     """Recovery Services vaults (``azure-mgmt-recoveryservices``) for the twin."""
-    return RecoveryServicesClient(
-        StaticTokenCredential(token),
-        subscription_id,
-        base_url=endpoint,
-        connection_verify=str(ca_file),
-    )
+    return _lab_client(RecoveryServicesClient, endpoint, token, subscription_id, ca_file)
 
 
 def network_client(
     endpoint: str, token: str, subscription_id: str, ca_file: Path | str
 ) -> NetworkManagementClient:
     """A network client (NICs, NSGs, security rules) for the twin at ``endpoint``."""
-    return NetworkManagementClient(
-        StaticTokenCredential(token),
-        subscription_id,
-        base_url=endpoint,
-        connection_verify=str(ca_file),
-    )
+    return _lab_client(NetworkManagementClient, endpoint, token, subscription_id, ca_file)
