@@ -1,0 +1,1 @@
+"""Break-fix drills: a class of trainees, each with a broken lab, a check, hints, a board."""
