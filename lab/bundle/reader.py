@@ -41,6 +41,10 @@ BOMB_MIN_SIZE = 1024 * 1024
 
 _CHUNK = 1024 * 1024
 
+TRUNCATED_PREFIX = "truncated_"
+"""How the agent names the tail it kept of a file over 30 MB: ``truncated_`` and the
+guest path with ``/`` as ``_`` (``truncated_var_log_syslog``), at the bundle's root."""
+
 
 @dataclass(frozen=True)
 class Bundle:
@@ -58,16 +62,25 @@ class Bundle:
         """Every member's path, sorted."""
         return sorted(self.members)
 
+    def resolve(self, path: str) -> str | None:
+        """The member holding the guest file ``path``: itself, or the agent's truncated copy
+        of it (``var/log/syslog`` over 30 MB is archived as ``truncated_var_log_syslog``)."""
+        if path in self.members:
+            return path
+        alias = TRUNCATED_PREFIX + path.replace("/", "_")
+        return alias if alias in self.members else None
+
     def has(self, path: str) -> bool:
-        return path in self.members
+        return self.resolve(path) is not None
 
     def read_bytes(self, path: str) -> bytes | None:
         """A member's bytes, or None when the bundle does not hold it."""
-        return self.members.get(path)
+        member = self.resolve(path)
+        return None if member is None else self.members[member]
 
     def read_text(self, path: str) -> str | None:
         """A member as text (UTF-8, undecodable bytes replaced, NULs dropped), or None."""
-        data = self.members.get(path)
+        data = self.read_bytes(path)
         if data is None:
             return None
         return decode_text(data)
@@ -83,7 +96,8 @@ class Bundle:
         """Members matching a glob: ``*`` and ``?`` stay within one path segment, ``**``
         crosses segments (``var/log/azure/*/*``, ``var/lib/waagent/**/*.status``)."""
         regex = _glob_regex(pattern)
-        return [name for name in self.files() if regex.fullmatch(name)]
+        truncated = _glob_regex(TRUNCATED_PREFIX + pattern.replace("/", "_"))
+        return [name for name in self.files() if regex.fullmatch(name) or truncated.fullmatch(name)]
 
     def describe(self, member: str | None = None) -> str:
         """How messages name this bundle (and a member of it)."""

@@ -180,3 +180,12 @@ def test_duplicate_member_refused(tmp_path: Path) -> None:
         archive.writestr("var/log/waagent.log", "a")
         archive.writestr("var/log/waagent.log", "b")
     assert "twice" in refusal(path)
+
+
+def test_the_agents_truncated_copy_stands_for_the_file(tmp_path: Path) -> None:
+    path = make_zip(tmp_path, {"truncated_var_log_syslog": "tail\n", "var/log/waagent.log": "x\n"})
+    bundle = open_bundle(path)
+    assert bundle.resolve("var/log/syslog") == "truncated_var_log_syslog"
+    assert bundle.lines("var/log/syslog") == [(1, "tail")]
+    assert bundle.glob("var/log/syslog*") == ["truncated_var_log_syslog"]
+    assert bundle.glob("var/log/waagent.log*") == ["var/log/waagent.log"]
