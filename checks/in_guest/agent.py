@@ -32,14 +32,26 @@ def agent_version(host: GuestHost, facts: GuestFacts) -> CheckResult:
     out = host.run("waagent --version 2>&1")
     installed = _INSTALLED.search(out.stdout)
     goal = _GOAL_STATE.search(out.stdout)
-    match = goal if goal is not None else installed
-    if match is None:
+    if goal is None and installed is None:
         first = out.stdout.strip().splitlines()[:1] or [f"exit {out.rc}, no output"]
         return CheckResult.fail(check, f"waagent --version shows no agent version: {first[0]}")
-    version = match.group(1)
-    shown = f"WALinuxAgent {installed.group(1) if installed else '?'}"
-    if goal is not None and installed is not None and goal.group(1) != installed.group(1):
-        shown += f" (goal state agent {goal.group(1)})"
+    return judge_agent_version(
+        installed.group(1) if installed else None, goal.group(1) if goal else None
+    )
+
+
+def judge_agent_version(installed: str | None, goal: str | None, where: str = "") -> CheckResult:
+    """The version that runs (the goal-state agent, else the installed one) against
+    Azure's minimum; ``where`` says where the versions were read (a bundle's log line).
+    Shared by the in-guest check and the bundle's."""
+    check = "guest.agent_version"
+    version = goal if goal is not None else installed
+    if version is None:
+        return CheckResult.fail(check, f"no agent version found{where}")
+    shown = f"WALinuxAgent {installed or '?'}"
+    if goal is not None and installed is not None and goal != installed:
+        shown += f" (goal state agent {goal})"
+    shown += where
     if at_least(version):
         return CheckResult.ok(check, f"{shown}: at least the supported minimum {MINIMUM_AGENT}")
     return CheckResult.fail(

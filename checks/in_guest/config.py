@@ -65,8 +65,14 @@ def parse_conf(text: str) -> dict[str, str]:
 def waagent_conf(host: GuestHost, facts: GuestFacts) -> CheckResult:
     """``Extensions.Enabled`` (default y) and ``Provisioning.Agent`` (default auto), as
     the installed agent's version reads them."""
-    check = "guest.waagent_conf"
     text = read_file(host, CONF)
+    return judge_waagent_conf(text, installed_agent(host) if text is not None else None)
+
+
+def judge_waagent_conf(text: str | None, version: str | None) -> CheckResult:
+    """waagent.conf's text (None: missing) as the agent ``version`` (None: unknown) reads
+    it. Shared by the in-guest check and the bundle's."""
+    check = "guest.waagent_conf"
     if text is None:
         return CheckResult.fail(check, f"{CONF} is missing or unreadable")
     values = parse_conf(text)
@@ -76,7 +82,6 @@ def waagent_conf(host: GuestHost, facts: GuestFacts) -> CheckResult:
     problems = []
     if extensions.lower() == "n":
         problems.append("extension processing is disabled, so no extension runs")
-    version = installed_agent(host)
     if version is not None and not at_least(version, PROVISIONING_AGENT_SINCE):
         shown += f" (WALinuxAgent {version} predates Provisioning.Agent and ignores it)"
     else:
@@ -121,7 +126,12 @@ class Proxy:
 
 def agent_proxy_setting(host: GuestHost) -> tuple[Proxy | None, str | None]:
     """``(HttpProxy from waagent.conf, problem)``; the agent ignores a host without a port."""
-    values = parse_conf(read_file(host, CONF) or "")
+    return proxy_from_conf(read_file(host, CONF) or "")
+
+
+def proxy_from_conf(text: str) -> tuple[Proxy | None, str | None]:
+    """``(HttpProxy, problem)`` from waagent.conf's text; shared with the bundle's check."""
+    values = parse_conf(text)
     proxy_host = values.get("HttpProxy.Host", "")
     proxy_port = values.get("HttpProxy.Port", "")
     if not proxy_host or proxy_host == "None":

@@ -313,7 +313,6 @@ def extension_status(host: GuestHost, facts: GuestFacts) -> CheckResult:
     seqs = sorted(int(m.group(1)) for m in map(_SETTINGS.search, listing.splitlines()) if m)
     agent_view = AgentView.parse(read_file(host, f"{base}/config/HandlerStatus"))
     handler = agent_view.describe() if agent_view else ""
-    refused = agent_view is not None and agent_view.not_ready
     if not seqs:
         return CheckResult.ok(check, f"{base}: no settings yet{handler}")
     seq = seqs[-1]
@@ -321,7 +320,23 @@ def extension_status(host: GuestHost, facts: GuestFacts) -> CheckResult:
         f"echo $(( $(date +%s) - $(stat -c %Y {quote(base)}/config/{seq}.settings) ))"
     ).stdout.strip()
     age = int(ages) if ages.lstrip("-").isdigit() else 0
-    status = _status(read_file(host, f"{base}/status/{seq}.status"))
+    status = parse_status(read_file(host, f"{base}/status/{seq}.status"))
+    return judge_extension_status(seq, age, status, agent_view, facts)
+
+
+def judge_extension_status(
+    seq: int,
+    age: float,
+    status: tuple[str, str, str] | None,
+    agent_view: AgentView | None,
+    facts: GuestFacts,
+) -> CheckResult:
+    """The newest settings' status (``parse_status``), ``age`` seconds after the settings
+    were written, against the sub-task timeout; shared with the bundle's check."""
+    check = "guest.extension_status"
+    handler = agent_view.describe() if agent_view else ""
+    refused = agent_view is not None and agent_view.not_ready
+    age = int(age)
     within = age <= facts.subtask_timeout_seconds
     window = SNAPSHOT_SUBTASK_TIMEOUT.describe(facts.time_scale)
     if status is None:
@@ -423,8 +438,16 @@ def _package_differences(host: GuestHost, base: str, version: str) -> list[str]:
 def _download_failures(host: GuestHost, version: str) -> list[str]:
     pattern = "|".join(DOWNLOAD_FAILURES)
     out = host.run(f"tail -n 5000 {LOG} 2>/dev/null | grep -E {quote(pattern)}")
+    return download_failures_in(out.stdout.splitlines(), version)
+
+
+def download_failures_in(lines: list[str], version: str) -> list[str]:
+    """The waagent.log lines that say the agent could not fetch or unpack ``version`` of
+    the handler (shared with the bundle's check)."""
     relevant = []
-    for line in out.stdout.splitlines():
+    for line in lines:
+        if not any(failure in line for failure in DOWNLOAD_FAILURES):
+            continue
         mentions_handler = HANDLER in line and (version in line or f"-{version}]" in line)
         unprefixed = "Error while unzipping extension package" in line
         if mentions_handler or unprefixed or (HANDLER in line and "manifest" in line.lower()):
@@ -439,7 +462,8 @@ def _json(text: str) -> Any:
         return None
 
 
-def _status(text: str | None) -> tuple[str, str, str] | None:
+def parse_status(text: str | None) -> tuple[str, str, str] | None:
+    """``(status, code, message)`` of a handler's ``<seq>.status`` file (None: no file)."""
     data: Any = _json(text) if text else None
     try:
         status = data[0]["status"]

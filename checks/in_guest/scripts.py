@@ -133,6 +133,12 @@ def _last_script_timeout(host: GuestHost) -> str:
     status_dir = f"{dirs.directory(dirs.current)}/status"
     newest = host.run(f"ls -1t {status_dir}/*.status 2>/dev/null | head -n 1").stdout.strip()
     text = read_file(host, newest) if newest else None
+    return script_timeout_in(newest.rsplit("/", 1)[-1], text)
+
+
+def script_timeout_in(name: str, text: str | None) -> str:
+    """What a handler status file ``name`` says about a pre/post script or plugin-host
+    timeout ("" when nothing); shared with the bundle's check."""
     try:
         status = json.loads(text or "")[0]["status"]
     except (ValueError, TypeError, KeyError, IndexError):
@@ -144,5 +150,4 @@ def _last_script_timeout(host: GuestHost) -> str:
     message = one_line(str((status.get("formattedMessage") or {}).get("message", "")))
     if str(status.get("code")) not in SCRIPT_TIMEOUT_CODES:
         return ""
-    name = newest.rsplit("/", 1)[-1]
     return f"newest status {name}: {status.get('status')}, code {status.get('code')}: {message}"
