@@ -1,0 +1,238 @@
+"""Read, validate and write case files.
+
+Everything wrong with a case file is found here, before a lab is started, and reported as
+one line naming the file, the field path and what was expected (exit 2 through
+:class:`lab.errors.BadInput`), e.g. ``case.yaml: vms[0].agent: '2.3' is not one of ...``:
+YAML syntax, duplicate keys, unknown keys, wrong types, and what needs more than one
+field (VM names twice, a fault nobody registered, a fault or rule on a VM the case does
+not have, two rules with one priority, a symptom that contradicts itself).
+
+:func:`dump_case` writes a case back as YAML with the schema's key order and without the
+fields that only repeat a default, so ``load(dump(case)) == case`` and a file written
+twice is the same file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from lab.cases.model import PATTERN_MEANING, Case, CaseVm
+from lab.errors import BadInput
+from lab.scenario import _dotted, _kind, _line_of, _show, _UniqueKeyLoader
+
+# The agents the lab's crash mechanism (stale-agent's: a unit without a restart policy,
+# SIGKILL) applies to: below Azure's minimum supported 2.2.53.1.
+CRASHABLE_AGENTS = ("2.2.47",)
+# waagent.conf keys that have their own field, so a case says them once.
+PROXY_KEYS = ("HttpProxy.Host", "HttpProxy.Port")
+
+
+def load_case(path: Path) -> Case:
+    """Read and validate ``path``; any problem is one :class:`BadInput` line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{_show(path)}: no such case file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{_show(path)}: cannot read the case file ({exc})") from None
+    return parse_case(text, _show(path))
+
+
+def parse_case(text: str, where: str = "case.yaml") -> Case:
+    """Validate a case file's text; ``where`` names it in errors."""
+    raw = _parse_yaml(text, where)
+    try:
+        case = Case.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # A misspelt key also leaves its right spelling missing: name the typo first.
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        loc = tuple(part for part in error["loc"] if part != "[key]")
+        raise BadInput(f"{where}: {_dotted(loc)}: {_plain(error)}{_line(text, loc)}") from None
+    check_case(
+        case,
+        lambda loc, problem: BadInput(f"{where}: {_dotted(loc)}: {problem}{_line(text, loc)}"),
+    )
+    return case
+
+
+def check_case(case: Case, bad: Callable[[tuple[str | int, ...], str], BadInput]) -> None:
+    """What one field cannot say alone; ``bad(loc, problem)`` makes the error to raise."""
+    names = [vm.name for vm in case.vms]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise bad(("vms", index, "name"), f"{name!r} is declared twice")
+
+    def known_vm(loc: tuple[str | int, ...], vm: str | None) -> None:
+        if vm is not None and vm not in names:
+            raise bad(loc, f"{vm!r} is not one of the case's VMs ({', '.join(names)})")
+
+    for index, vm in enumerate(case.vms):
+        _check_vm(vm, ("vms", index), bad)
+    from lab.faults import fault_by_id  # the catalog: only a case's build needs it
+
+    for index, fault in enumerate(case.faults):
+        try:
+            fault_by_id(fault.fault)
+        except BadInput as exc:
+            raise bad(("faults", index, "fault"), str(exc)) from None
+        known_vm(("faults", index, "vm"), fault.vm)
+    for index, rule in enumerate(case.nsg.rules):
+        loc: tuple[str | int, ...] = ("nsg", "rules", index)
+        known_vm((*loc, "vm"), rule.vm)
+        for other_index, other in enumerate(case.nsg.rules[:index]):
+            overlap = rule.vm is None or other.vm is None or rule.vm == other.vm
+            if overlap and other.name.lower() == rule.name.lower():
+                raise bad((*loc, "name"), f"{rule.name!r} is also rules[{other_index}]'s name")
+            if overlap and other.direction == rule.direction and other.priority == rule.priority:
+                raise bad(
+                    (*loc, "priority"),
+                    f"{rule.priority} is taken by rules[{other_index}] ({rule.direction}): "
+                    "Azure refuses two rules with one priority (SecurityRuleConflict)",
+                )
+    policy = case.backup.policy
+    if policy is not None:
+        for index, member in enumerate(policy.vms or ()):
+            known_vm(("backup", "policy", "vms", index), member)
+    symptom = case.symptom
+    if symptom is not None:
+        known_vm(("symptom", "vm"), symptom.vm)
+        if symptom.status == "Failed" and symptom.error_code is None:
+            raise bad(("symptom", "error_code"), "a Failed job has an error code: name it")
+        if symptom.status == "Completed":
+            for field in ("error_code", "message", "sub_task"):
+                if getattr(symptom, field) is not None:
+                    raise bad(("symptom", field), "a Completed job has none (status: Completed)")
+
+
+def _check_vm(
+    vm: CaseVm, loc: tuple[str | int, ...], bad: Callable[[tuple[str | int, ...], str], BadInput]
+) -> None:
+    for key in vm.waagent_conf:
+        if key in PROXY_KEYS:
+            raise bad(
+                (*loc, "waagent_conf", key),
+                "say the agent's proxy as proxy: {http: ..., where: agent}",
+            )
+    if vm.agent_service == "crashed" and vm.agent not in CRASHABLE_AGENTS:
+        raise bad(
+            (*loc, "agent_service"),
+            f"'crashed' is built as the stale-agent fault does it (no restart policy, "
+            f"SIGKILL), which needs an agent below 2.2.53.1 ({', '.join(CRASHABLE_AGENTS)}); "
+            f"agent {vm.agent} has Restart=always: use 'stopped'",
+        )
+    types = [extension.type.lower() for extension in vm.extensions]
+    for index, kind in enumerate(types):
+        if kind in types[:index]:
+            raise bad((*loc, "extensions", index, "type"), "this extension is listed twice")
+
+
+def dump_case(case: Case) -> str:
+    """The case as YAML: the schema's key order, defaults left out, maps sorted."""
+    data = case.model_dump(mode="json", exclude_defaults=True)
+    data["format"] = case.format  # always written, even where it is the only choice
+    data = {key: data[key] for key in Case.model_fields if key in data}
+    return yaml.safe_dump(
+        _sorted_maps(data), sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
+    )
+
+
+# Free-form maps are written in key order, so the same case always reads the same.
+_FREE_MAPS = ("waagent_conf", "params", "evidence")
+
+
+def _sorted_maps(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        items = sorted(value.items()) if key in _FREE_MAPS else value.items()
+        return {k: v if key in _FREE_MAPS else _sorted_maps(v, k) for k, v in items}
+    if isinstance(value, list):
+        return [_sorted_maps(item) for item in value]
+    return value
+
+
+def _parse_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise BadInput(f"{where}:{at}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{where}: YAML syntax error: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BadInput(
+            f"{where}: expected a mapping of fields (format, name, vms, ...), got {_kind(raw)}"
+        )
+    return raw
+
+
+def _line(text: str, loc: tuple[str | int, ...]) -> str:
+    where = _line_of(text, loc)
+    return f" (line {where})" if where else ""
+
+
+def _plain(error: ErrorDetails) -> str:
+    """Pydantic's error, said the way a person writing YAML thinks about it."""
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(error["loc"][:-1])
+        return f"unknown field (expected one of: {', '.join(allowed)})"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind == "string_pattern_mismatch":
+        meaning = PATTERN_MEANING.get(str(ctx.get("pattern")), f"match {ctx.get('pattern')}")
+        return f"{value!r} must be {meaning}"
+    if kind in ("literal_error", "enum"):
+        return f"{_kind(value)} is not allowed (expected {ctx.get('expected')})"
+    if kind in ("string_too_short", "too_short"):
+        return "must not be empty"
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
+        bound = ctx.get("gt", ctx.get("ge", ctx.get("le")))
+        word = {"greater_than": "more than", "greater_than_equal": "at least"}.get(kind, "at most")
+        return f"must be {word} {bound}, got {_kind(value)}"
+    expected = {
+        "string_type": "text",
+        "bool_type": "true or false",
+        "float_type": "a number",
+        "int_type": "a whole number",
+        "list_type": "a list (lines starting with '- ')",
+        "dict_type": "a mapping (key: value)",
+        "model_type": "a mapping (key: value)",
+    }.get(kind)
+    if expected:
+        return f"expected {expected}, got {_kind(value)}"
+    message = error["msg"]
+    return message[:1].lower() + message[1:]
+
+
+def _allowed_fields(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` inside :class:`Case`."""
+    model: Any = Case
+    for part in loc:
+        if isinstance(part, int) or part == "[key]":
+            continue
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field is not None else None
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None or hasattr(annotation, "__metadata__"):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
