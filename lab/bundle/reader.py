@@ -43,7 +43,15 @@ _CHUNK = 1024 * 1024
 
 TRUNCATED_PREFIX = "truncated_"
 """How the agent names the tail it kept of a file over 30 MB: ``truncated_`` and the
-guest path with ``/`` as ``_`` (``truncated_var_log_syslog``), at the bundle's root."""
+guest's absolute path with ``/`` as ``_`` (``truncated__var_log_syslog``: the leading
+slash makes the double underscore), at the bundle's root."""
+
+
+def _truncated_names(path: str) -> tuple[str, ...]:
+    """The names the agent's truncated copy of ``path`` may carry (with the absolute
+    path's underscore, and without it as a hand-made bundle may)."""
+    flat = path.replace("/", "_")
+    return (f"{TRUNCATED_PREFIX}_{flat}", f"{TRUNCATED_PREFIX}{flat}")
 
 
 @dataclass(frozen=True)
@@ -64,11 +72,13 @@ class Bundle:
 
     def resolve(self, path: str) -> str | None:
         """The member holding the guest file ``path``: itself, or the agent's truncated copy
-        of it (``var/log/syslog`` over 30 MB is archived as ``truncated_var_log_syslog``)."""
+        of it (``var/log/syslog`` over 30 MB is archived as ``truncated__var_log_syslog``)."""
         if path in self.members:
             return path
-        alias = TRUNCATED_PREFIX + path.replace("/", "_")
-        return alias if alias in self.members else None
+        for alias in _truncated_names(path):
+            if alias in self.members:
+                return alias
+        return None
 
     def has(self, path: str) -> bool:
         return self.resolve(path) is not None
@@ -96,8 +106,12 @@ class Bundle:
         """Members matching a glob: ``*`` and ``?`` stay within one path segment, ``**``
         crosses segments (``var/log/azure/*/*``, ``var/lib/waagent/**/*.status``)."""
         regex = _glob_regex(pattern)
-        truncated = _glob_regex(TRUNCATED_PREFIX + pattern.replace("/", "_"))
-        return [name for name in self.files() if regex.fullmatch(name) or truncated.fullmatch(name)]
+        truncated = [_glob_regex(alias) for alias in _truncated_names(pattern)]
+        return [
+            name
+            for name in self.files()
+            if regex.fullmatch(name) or any(alias.fullmatch(name) for alias in truncated)
+        ]
 
     def describe(self, member: str | None = None) -> str:
         """How messages name this bundle (and a member of it)."""
