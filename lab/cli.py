@@ -174,23 +174,36 @@ def status(
 @cli.command()
 @click.argument("lab_name", metavar="[LAB]", required=False)
 @click.option("--all", "everything", is_flag=True, help="Remove every snaplab lab.")
-def down(lab_name: str | None, everything: bool) -> None:
+@click.option(
+    "--missing-ok",
+    is_flag=True,
+    help="With LAB: succeed when no such lab exists (for tools that own the name, Terraform).",
+)
+def down(lab_name: str | None, everything: bool, missing_ok: bool) -> None:
     """Remove a lab (or, with --all, everything any lab left behind)."""
     if everything and lab_name:
         raise click.UsageError("give a LAB or --all, not both")
+    if missing_ok and not lab_name:
+        raise click.UsageError("--missing-ok needs a LAB")
     client = engine.connect()
-    target = None if everything else labs.resolve_lab(client, lab_name)
+    # --missing-ok: removal by label anyway, which finds nothing when the lab is gone.
+    target = None if everything else lab_name if missing_ok else labs.resolve_lab(client, lab_name)
     removed = labs.down(client, target)
     click.echo(f"removed {removed} object(s) of {'every lab' if target is None else target}")
 
 
 @cli.command()
 @click.argument("lab_name", metavar="[LAB]", required=False)
-def env(lab_name: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the exports as one JSON object.")
+def env(lab_name: str | None, as_json: bool) -> None:
     """Print shell exports that point the Azure SDK (and az, once installed) at the lab."""
     client = engine.connect()
     arm = labs.arm_endpoint(client, labs.resolve_lab(client, lab_name))
-    for key, value in env_exports(arm).items():
+    exports = env_exports(arm)
+    if as_json:
+        click.echo(json.dumps(exports, indent=2))
+        return
+    for key, value in exports.items():
         click.echo(f"export {key}={shlex.quote(value)}")
 
 
