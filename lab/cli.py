@@ -21,6 +21,7 @@ from lab import signals
 from lab.azcli import install as az_install
 from lab.cli_backup import COMMANDS as BACKUP_COMMANDS
 from lab.cli_diagnose import diagnose
+from lab.cli_drill import drill
 from lab.cli_nsg import nsg
 from lab.cli_run import inject, run
 from lab.cli_scenario import scenario
@@ -35,7 +36,8 @@ from lab.provision.spec import DEFAULT_LAB, lab_spec
 from lab.runner import env_exports, provision_scenario
 from lab.scenario import load_scenario
 
-console = Console(stderr=True)
+# No log_path: progress lines are for people, a `file.py:NN` column is not.
+console = Console(stderr=True, log_path=False)
 
 
 class SnaplabGroup(click.Group):
@@ -252,7 +254,7 @@ def _print_status(result: dict[str, Any]) -> None:
         )
 
 
-for command in (run, inject, diagnose, nsg, scenario, ssh, *BACKUP_COMMANDS):
+for command in (run, inject, diagnose, drill, nsg, scenario, ssh, *BACKUP_COMMANDS):
     cli.add_command(command)
 
 

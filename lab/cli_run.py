@@ -42,7 +42,7 @@ from lab.runner import (
     run_catalog,
 )
 
-console = Console(stderr=True)
+console = Console(stderr=True, log_path=False)  # no `file.py:NN` column in progress lines
 MAX_PARALLEL = 8
 STATUS_STYLE = {
     "passed": "green",

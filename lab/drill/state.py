@@ -31,8 +31,10 @@ LOCK_FILE = ".lock"
 
 EventKind = Literal["started", "check", "hint", "reset", "fixed", "frozen", "ended"]
 
-# A drill name becomes part of each lab's name (``<drill>-t01``) and a folder name.
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+# A drill name becomes part of each lab's name (``<drill>-t01``, at most 20 characters
+# as every lab name) and a folder name.
+NAME_MAX = 16
+_NAME = re.compile(rf"^[a-z][a-z0-9-]{{0,{NAME_MAX - 1}}}$")
 
 
 class DrillNotFound(SnaplabError):
@@ -156,7 +158,7 @@ def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise BadInput(
             f"--name {name!r}: a drill name is lowercase letters, digits and '-', "
-            "starting with a letter, at most 41 characters"
+            f"starting with a letter, at most {NAME_MAX} characters"
         )
     return name
 

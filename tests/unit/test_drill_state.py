@@ -67,7 +67,7 @@ def test_create_refuses_a_name_in_use() -> None:
         drill_state.create(_drill())
 
 
-@pytest.mark.parametrize("name", ["Dra", "1dra", "dra_x", "dra x", "a" * 42, ""])
+@pytest.mark.parametrize("name", ["Dra", "1dra", "dra_x", "dra x", "a" * 17, ""])
 def test_bad_names_are_bad_input(name: str) -> None:
     with pytest.raises(BadInput, match="--name"):
         drill_state.check_name(name)

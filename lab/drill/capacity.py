@@ -1,0 +1,85 @@
+"""Will the class fit this machine? What one lab costs, measured, and the refusal.
+
+Every number below was measured on this project's machine (2 cores, 23.5 GiB RAM, Docker
+with cgroup v2) on 2026-12-07 with ``docker stats`` sampled every second during ``snaplab
+up --scenario`` and 20 s after it, and each container's cgroup ``memory.current`` /
+``memory.peak`` (/tmp measurement script, summarised in bench/bench_drill.py's docstring):
+
+- a lab's platform containers (fabric, ARM twin, storage) hold about 155 MiB together
+  (storage 65, fabric 48, ARM twin 40), their peaks at start a little more;
+- a guest (systemd, the agent, sshd) holds about 46 MiB idle and peaks near 60 MiB at
+  boot; its container is limited to 1 GiB, and a scenario that loads memory
+  (memory-pressure) fills that limit on purpose;
+- starting a lab is CPU-bound (a guest's boot peaks at ~65 % of a core for a few seconds,
+  the ARM twin's start ~25 %); an idle lab uses under 1 % of a core.
+
+So a lab is budgeted at its platform plus, per VM, the guest's peak, or the guest's whole
+limit for a scenario whose fault loads memory; the refusal keeps a margin for the host,
+dockerd and snaplab itself. Parallel starts are bounded by the cores.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from lab.errors import SnaplabError
+from lab.scenario import Scenario
+
+MIB = 1024 * 1024
+PLATFORM_MIB = 200  # fabric + ARM twin + storage: 155 MiB measured, their start peaks
+GUEST_MIB = 64  # one guest's peak at boot (46 MiB idle)
+GUEST_LIMIT_MIB = 1024  # a guest container's memory limit (what a memory fault may fill)
+MEMORY_FAULTS = frozenset({"memory-pressure"})  # faults that fill their guest's memory
+HOST_MARGIN_MIB = 1536  # dockerd, the host's services, snaplab and its worker threads
+STARTS_PER_CORE = 2  # a lab's start spends half its time waiting (agent, fabric, backup)
+
+
+class ClassTooBig(SnaplabError):
+    """The drill would not fit this machine (memory); nothing was started."""
+
+    exit_code = 2
+
+
+def lab_mib(scenario: Scenario) -> int:
+    """What one trainee's lab of ``scenario`` is budgeted at, in MiB."""
+    loaded = {f.vm for f in scenario.spec.faults if f.fault in MEMORY_FAULTS}
+    guests = sum(GUEST_LIMIT_MIB if vm.name in loaded else GUEST_MIB for vm in scenario.spec.vms)
+    return PLATFORM_MIB + guests
+
+
+def need_mib(scenarios: Sequence[Scenario]) -> int:
+    return sum(lab_mib(s) for s in scenarios) + HOST_MARGIN_MIB
+
+
+def available_mib(meminfo: Path = Path("/proc/meminfo")) -> int:
+    """Memory the machine can still give (``MemAvailable``), in MiB."""
+    for line in meminfo.read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) // 1024
+    raise SnaplabError(f"{meminfo}: no MemAvailable line")
+
+
+def gib(mib: int) -> str:
+    return f"{mib / 1024:.1f} GiB"
+
+
+def check_fits(scenarios: Sequence[Scenario], free_mib: int | None = None) -> int:
+    """Refuse, in one line, a class that will not fit; returns the MiB it needs."""
+    need = need_mib(scenarios)
+    free = available_mib() if free_mib is None else free_mib
+    if need > free:
+        raise ClassTooBig(
+            f"{len(scenarios)} trainees need ~{gib(need)} "
+            f"(each lab {PLATFORM_MIB} MiB + {GUEST_MIB} MiB a VM, {GUEST_LIMIT_MIB} MiB for "
+            f"a VM under memory pressure, {HOST_MARGIN_MIB} MiB for the host), "
+            f"this machine has {gib(free)} free"
+        )
+    return need
+
+
+def start_workers(trainees: int, cores: int | None = None) -> int:
+    """How many labs start at once: the cores bound it (a start is CPU-bound)."""
+    count = cores if cores is not None else (os.cpu_count() or 1)
+    return max(1, min(trainees, count * STARTS_PER_CORE))

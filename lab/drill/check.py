@@ -1,0 +1,126 @@
+"""``snaplab drill check TRAINEE``: a real backup and the diagnosis decide "fixed".
+
+Fixed means what a customer would accept: the on-demand backup completes, and the
+checks find no cause left (a backup that completes while the cause is still there, such
+as a stopped agent that a later backup would trip on again, is "not yet"). The answer
+never names a cause: it says fixed or not yet, and for a failed backup the job's error
+code and message, which the trainee's portal shows anyway.
+
+The backup and checks run outside the drill's lock (they take a while); only recording
+the attempt takes it. A check asked for after the time limit is refused and recorded as
+late: the board is frozen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+
+from lab.drill.start import symptom_limit
+from lab.drill.state import DrillState, Trainee, load, locked, parse_iso
+from lab.errors import BadInput
+from lab.provision import lab as labs
+from lab.runner.drivers import DockerDrivers, Drivers
+from lab.scenario import load_scenario
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    trainee: str
+    attempt: int
+    fixed: bool
+    late: bool = False
+    job_status: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    seconds: float = 0.0
+    elapsed_s: float | None = None
+
+    def line(self) -> str:
+        """What the trainee reads: fixed or not yet, never the cause."""
+        if self.late:
+            return f"{self.trainee}: time is up, the check was not run (recorded as late)"
+        if self.fixed:
+            return f"{self.trainee}: fixed (attempt {self.attempt}, {_clock(self.elapsed_s)})"
+        if self.job_status == "Completed":
+            why = "the backup completed, but what broke it is still there"
+        elif self.error_code:
+            why = f"the backup failed: {self.error_code}: {self.error_message}"
+        else:
+            why = f"the backup did not finish ({self.job_status or 'no job'})"
+        return f"{self.trainee}: not yet (attempt {self.attempt}): {why}"
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "no time limit"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d} after the start"
+
+
+def open_trainee(name: str, trainee_id: str) -> tuple[DrillState, Trainee]:
+    state = load(name)
+    if state.ended_at is not None:
+        raise BadInput(f"drill {name!r} has ended")
+    return state, state.trainee(trainee_id)
+
+
+def judge(job: dict[str, Any], cause_ids: list[str]) -> bool:
+    return job.get("status") == "Completed" and not cause_ids
+
+
+def run_check(
+    client: docker.DockerClient,
+    name: str,
+    trainee_id: str,
+    drivers: Drivers | None = None,
+) -> CheckResult:
+    """Run one check for a trainee and record it."""
+    with locked(name) as state:
+        if state.ended_at is not None:
+            raise BadInput(f"drill {name!r} has ended")
+        trainee = state.trainee(trainee_id)
+        state.freeze_if_due()
+        if state.frozen_at is not None:
+            trainee.record("check", late=True)
+            return CheckResult(trainee_id, trainee.attempts, fixed=False, late=True)
+    drivers = drivers or DockerDrivers(client)
+    scenario = load_scenario(trainee.scenario)
+    roster = labs.roster_of(client, trainee.lab)
+    began = time.monotonic()
+    job = drivers.backup(roster, trainee.vm, symptom_limit(scenario), threading.Event())
+    causes = sorted(set(drivers.diagnose(roster, trainee.vm).cause_ids))
+    fixed = judge(job, causes)
+    seconds = round(time.monotonic() - began, 1)
+    with locked(name) as state:
+        trainee = state.trainee(trainee_id)
+        # A check that began before the limit counts, even if it ends after it.
+        attempt = trainee.attempts + 1
+        event = trainee.record(
+            "check",
+            attempt=attempt,
+            fixed=fixed,
+            job_id=job.get("job_id"),
+            job_status=job.get("status"),
+            error_code=job.get("error_code"),
+            causes_left=len(causes),
+            seconds=seconds,
+        )
+        elapsed = (parse_iso(event.at) - parse_iso(state.started_at)).total_seconds()
+        if fixed and trainee.fixed_at is None:
+            trainee.record("fixed", at=event.at, attempt=attempt, elapsed_s=elapsed)
+        state.freeze_if_due()
+    return CheckResult(
+        trainee=trainee_id,
+        attempt=attempt,
+        fixed=fixed,
+        job_status=str(job.get("status", "")),
+        error_code=str(job.get("error_code") or ""),
+        error_message=str(job.get("error_message") or ""),
+        seconds=seconds,
+        elapsed_s=elapsed,
+    )
