@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 import zipfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -65,6 +67,13 @@ class Bundle:
     path: Path
     members: dict[str, bytes]
     truncated: frozenset[str] = frozenset()
+    mtimes: Mapping[str, datetime] = field(default_factory=dict)
+    """Each member's modification time as the zip records it (the file's mtime on the
+    guest, read as UTC: Azure's Linux images keep the clock in UTC)."""
+
+    def mtime(self, path: str) -> datetime | None:
+        member = self.resolve(path)
+        return None if member is None else self.mtimes.get(member)
 
     def files(self) -> list[str]:
         """Every member's path, sorted."""
@@ -168,6 +177,7 @@ def open_bundle(path: Path) -> Bundle:
         prefix = _wrapping_folder(names)
         members: dict[str, bytes] = {}
         truncated: set[str] = set()
+        mtimes: dict[str, datetime] = {}
         total = 0
         for info, member in zip(infos, names, strict=True):
             _refuse_bomb(name, member, info)
@@ -182,11 +192,12 @@ def open_bundle(path: Path) -> Bundle:
             if key in members:
                 raise BadInput(f"{name}: {member}: the bundle holds this member twice")
             members[key] = data
+            mtimes[key] = _zip_time(info)
             if cut:
                 truncated.add(key)
     if not members:
         raise BadInput(f"{name}: the zip holds no files")
-    return Bundle(path=path, members=members, truncated=frozenset(truncated))
+    return Bundle(path=path, members=members, truncated=frozenset(truncated), mtimes=mtimes)
 
 
 def _safe_name(bundle: str, raw: str) -> str:
@@ -251,3 +262,10 @@ def _read_member(
     except RuntimeError as exc:  # encrypted members
         raise BadInput(f"{bundle}: {member}: {exc}") from exc
     return bytes(kept), seen > MEMBER_CAP
+
+
+def _zip_time(info: zipfile.ZipInfo) -> datetime:
+    try:
+        return datetime(*info.date_time, tzinfo=UTC)
+    except ValueError:  # a hand-made zip may carry an impossible date
+        return datetime(1980, 1, 1, tzinfo=UTC)

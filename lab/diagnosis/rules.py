@@ -102,6 +102,40 @@ def holds(condition: Condition, results: Mapping[str, CheckResult]) -> bool:
     raise TypeError(f"not a condition: {condition!r}")
 
 
+def evaluate(condition: Condition, results: Mapping[str, CheckResult]) -> bool | None:
+    """Three-valued :func:`holds`: None when the answer depends on a check that was not
+    run or could not observe (a bundle cannot run them all). Kleene's logic: a known
+    False decides an AllOf, a known True an AnyOf, whatever the unknown parts are."""
+    match condition:
+        case Failed(check) | Passed(check):
+            result = results.get(check)
+            if result is None or not result.observed:
+                return None
+            return result.passed is isinstance(condition, Passed)
+        case Not(inner):
+            value = evaluate(inner, results)
+            return None if value is None else not value
+        case AllOf(conditions):
+            values = [evaluate(c, results) for c in conditions]
+            return False if False in values else (None if None in values else True)
+        case AnyOf(conditions):
+            values = [evaluate(c, results) for c in conditions]
+            return True if True in values else (None if None in values else False)
+    raise TypeError(f"not a condition: {condition!r}")
+
+
+def checks_in(condition: Condition) -> tuple[str, ...]:
+    """Every check id a condition reads, in order, once."""
+    match condition:
+        case Failed(check) | Passed(check):
+            return (check,)
+        case Not(inner):
+            return checks_in(inner)
+        case AllOf(conditions) | AnyOf(conditions):
+            return tuple(dict.fromkeys(c for part in conditions for c in checks_in(part)))
+    raise TypeError(f"not a condition: {condition!r}")
+
+
 @dataclass(frozen=True)
 class Rule:
     cause: str
