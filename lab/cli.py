@@ -20,6 +20,7 @@ from rich.console import Console
 from lab import signals
 from lab.azcli import install as az_install
 from lab.cli_backup import COMMANDS as BACKUP_COMMANDS
+from lab.cli_bundle import collect_logs
 from lab.cli_diagnose import diagnose
 from lab.cli_drill import drill
 from lab.cli_nsg import nsg
@@ -254,7 +255,7 @@ def _print_status(result: dict[str, Any]) -> None:
         )
 
 
-for command in (run, inject, diagnose, drill, nsg, scenario, ssh, *BACKUP_COMMANDS):
+for command in (run, inject, diagnose, drill, nsg, scenario, ssh, collect_logs, *BACKUP_COMMANDS):
     cli.add_command(command)
 
 
