@@ -61,6 +61,11 @@ _UNIT_START = re.compile(r"Started (?:Azure Linux Agent|walinuxagent|waagent)")
 # The daemon passes SIGTERM/SIGINT on to the extension-handler process as it stops
 # (2.2.x to 2.12 write this line): the agent's own record of ``systemctl stop``.
 _STOP_SIGNAL = re.compile(r"forwarding signal (15|2) to WALinuxAgent")
+INTERFACES = "etc/network/interfaces"
+_IFACE = re.compile(r"^\s*iface\s+eth0\s+inet\s+(\S+)")
+_DHCP_FAILED = re.compile(
+    r"(?i)Failed to send DHCP request|DHCP request (?:failed|timed out)|no DHCP response"
+)
 _HANDLER_LINE = re.compile(re.escape(HANDLER) + r"-(\d[\d.]*)")
 
 
@@ -271,9 +276,28 @@ def agent_proxy(view: BundleView) -> Found:
 
 
 def dhcp(view: BundleView) -> Found:
-    """Option 245 in the dhclient lease (full-mode bundles), and the agent's own lines
-    about the lease it read (every bundle)."""
+    """The agent's own lines about its DHCP request (every bundle), eth0's ifupdown
+    stanza (full mode), then option 245 in the dhclient lease (full mode). A lease that
+    names the WireServer is no proof of DHCP: a static VM keeps its last lease."""
     check = "guest.dhcp"
+    failed = [r for r in view.log if _DHCP_FAILED.search(r.text) and not benign(r.text)]
+    if failed:
+        return Found(
+            CheckResult.fail(
+                check, f"the agent could not use DHCP: {one_line(failed[-1].text, 160)}"
+            ),
+            tuple(failed[-3:]),
+        )
+    for name in (INTERFACES, *view.bundle.glob(f"{INTERFACES}.d/*")):
+        for number, line in view.bundle.lines(name):
+            match = _IFACE.match(line)
+            if match and match.group(1) != "dhcp":
+                return Found(
+                    CheckResult.fail(
+                        check, f"{name}: eth0 is configured 'inet {match.group(1)}', not DHCP"
+                    ),
+                    (Record(name, number, line),),
+                )
     for lease in LEASES:
         text = view.bundle.read_text(lease)
         if text is None:
@@ -284,17 +308,6 @@ def dhcp(view: BundleView) -> Found:
         return Found(
             CheckResult.fail(check, f"{lease}: no option 245 in the lease"),
             (Record(lease, 1, "lease without option unknown-245"),),
-        )
-    said = [r for r in view.log if "dhcp" in r.text.lower() and not benign(r.text)]
-    failed = [
-        r
-        for r in said
-        if re.search(r"(?i)no dhcp (lease|response)|dhcp.*(fail|timed out|not found)", r.text)
-    ]
-    if failed:
-        return Found(
-            CheckResult.fail(check, f"the agent found no DHCP answer: {one_line(failed[-1].text)}"),
-            tuple(failed[-3:]),
         )
     return _unobserved(check, "the bundle holds no DHCP lease (a full-mode bundle has it)")
 
@@ -388,7 +401,7 @@ def extension_package(view: BundleView) -> Found:
             return Found(CheckResult.ok(check, shown))
         failures = download_failures_in(list(texts), version)
     else:
-        shown = f"installed: {installed} (no ExtensionsConfig in the bundle)"
+        shown = f"installed: {installed} (no goal state in the bundle names {HANDLER})"
         named = {m.group(1) for r in view.log for m in [_HANDLER_LINE.search(r.text)] if m}
         failures = [
             line
