@@ -282,13 +282,18 @@ def test_down_missing_ok_removes_by_label_without_resolving(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     removed: list[str | None] = []
-    monkeypatch.setattr(cli_module.engine, "connect", lambda: object())
-    monkeypatch.setattr(cli_module.labs, "down", lambda client, lab: removed.append(lab) or 0)
+    monkeypatch.setattr("lab.provision.engine.connect", lambda: object())
+
+    def down(client: object, lab: str | None) -> int:
+        removed.append(lab)
+        return 0
+
+    monkeypatch.setattr("lab.provision.lab.down", down)
 
     def no_such_lab(client: object, name: str | None) -> str:
         raise AssertionError("--missing-ok must not ask whether the lab exists")
 
-    monkeypatch.setattr(cli_module.labs, "resolve_lab", no_such_lab)
+    monkeypatch.setattr("lab.provision.lab.resolve_lab", no_such_lab)
     result = CliRunner().invoke(cli_module.cli, ["down", "gone", "--missing-ok"], obj={})
     assert result.exit_code == 0, result.output
     assert removed == ["gone"]
@@ -297,10 +302,10 @@ def test_down_missing_ok_removes_by_label_without_resolving(
 
 def test_env_json_prints_the_same_exports_as_one_object(monkeypatch: pytest.MonkeyPatch) -> None:
     exports = {"ARM_ENDPOINT": "https://127.0.0.1:1", "IDENTITY_HEADER": "a b'c"}
-    monkeypatch.setattr(cli_module.engine, "connect", lambda: object())
-    monkeypatch.setattr(cli_module.labs, "resolve_lab", lambda client, name: name)
-    monkeypatch.setattr(cli_module.labs, "arm_endpoint", lambda client, lab: lab)
-    monkeypatch.setattr(cli_module, "env_exports", lambda arm: exports)
+    monkeypatch.setattr("lab.provision.engine.connect", lambda: object())
+    monkeypatch.setattr("lab.provision.lab.resolve_lab", lambda client, name: name)
+    monkeypatch.setattr("lab.provision.lab.arm_endpoint", lambda client, lab: lab)
+    monkeypatch.setattr("lab.cli.env_exports", lambda arm: exports)
     as_json = CliRunner().invoke(cli_module.cli, ["env", "lab1", "--json"], obj={})
     assert as_json.exit_code == 0, as_json.output
     assert json.loads(as_json.output) == exports
