@@ -16,14 +16,21 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from lab.drill import board, capacity, plan
+from lab.drill import board, capacity, plan, watch
 from lab.drill.check import run_check
 from lab.drill.end import end_drill
 from lab.drill.hints import next_hint
 from lab.drill.reset import reset_trainee
 from lab.drill.roster import TRAINEE_ROSTER, TRAINER_ROSTER
 from lab.drill.start import StartRequest, start_drill
-from lab.drill.state import check_name, drill_dir, load, locked, resolve_drill
+from lab.drill.state import (
+    DrillNotFound,
+    check_name,
+    drill_dir,
+    load,
+    locked,
+    resolve_drill,
+)
 from lab.provision import engine
 from lab.scenario import load_scenarios, scenario_ids
 
@@ -160,6 +167,54 @@ def drill_status(drill_name: str | None) -> None:
             saved.freeze_if_due()
             state = saved.model_copy(deep=True)
     click.echo(board.render(state))
+
+
+@drill.command("watch")
+@_DRILL
+@click.option(
+    "--every",
+    type=click.FloatRange(min=1),
+    default=watch.LOOK_SECONDS,
+    show_default=True,
+    help="Seconds between looks for check requests.",
+)
+def drill_watch(drill_name: str | None, every: float) -> None:
+    """The live board, answering each trainee's `check-my-solution` run in their VM."""
+    name = resolve_drill(drill_name)
+    client = engine.connect()
+    stop = threading.Event()
+    recent: list[str] = []
+
+    def report(line: str) -> None:
+        recent.append(f"{datetime.now(UTC):%H:%M:%S}  {line}")
+        del recent[:-8]
+        if not console.is_terminal:
+            console.print(recent[-1], markup=False, highlight=False)
+
+    server = threading.Thread(
+        target=watch.serve, args=(client, name, report, stop, every), daemon=True
+    )
+    server.start()
+
+    def view() -> Group:
+        try:
+            shown = board.render(load(name))
+        except DrillNotFound:
+            shown = f"drill {name} has ended"
+        return Group(Text(shown), Text(""), *(Text(r) for r in recent))
+
+    try:
+        if console.is_terminal:
+            with Live(view(), console=console, refresh_per_second=1) as live:
+                while server.is_alive():
+                    live.update(view())
+                    server.join(1.0)
+        else:
+            server.join()
+    except KeyboardInterrupt:
+        stop.set()
+        server.join(5.0)
+    click.echo(f"drill {name}: no longer answering checks from the VMs")
 
 
 @drill.command("check")

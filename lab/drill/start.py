@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import docker
 
 from lab import signals
-from lab.drill import access_hook, capacity
+from lab.drill import access_hook, capacity, guest_check
 from lab.drill.plan import Seat
 from lab.drill.roster import write_rosters
 from lab.drill.state import (
@@ -108,6 +108,7 @@ def bring_up(
     access = access_hook.grant(client, drill, trainee, roster)
     if access is not None:
         trainee.access = access
+    guest_check.install(client, seat.lab, trainee.vm)
     return trainee
 
 

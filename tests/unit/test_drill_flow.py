@@ -67,6 +67,7 @@ def drills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_fault: FakeFaul
     monkeypatch.setenv("SNAPLAB_SCENARIOS_DIR", str(catalog))
     monkeypatch.setattr(drill_start.labs, "lab_names", lambda client: [])
     monkeypatch.setattr(drill_start.access_hook, "grant", lambda *args: None)
+    monkeypatch.setattr(drill_start.guest_check, "install", lambda *args: None)
     monkeypatch.setattr(drill_check.labs, "roster_of", _roster)
     monkeypatch.setattr(drill_end, "_optional", lambda module: None)
     return FakeDrivers()
