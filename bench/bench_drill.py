@@ -133,7 +133,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trainees", type=int, default=len(DEFAULT_SCENARIOS))
     parser.add_argument("--scenario", action="append", default=None)
-    parser.add_argument("--name", default=f"drb{os.getpid() % 10000}")
+    parser.add_argument("--name", default=f"drab{os.getpid() % 10000}")
     parser.add_argument("--json", type=Path, default=None, help="Also write the numbers here.")
     options = parser.parse_args()
     scenarios = options.scenario or list(DEFAULT_SCENARIOS)
