@@ -21,6 +21,7 @@ from lab import signals
 from lab.azcli import install as az_install
 from lab.cli_backup import COMMANDS as BACKUP_COMMANDS
 from lab.cli_bundle import collect_logs
+from lab.cli_case import case
 from lab.cli_diagnose import diagnose
 from lab.cli_drill import drill
 from lab.cli_nsg import nsg
@@ -257,6 +258,7 @@ def _print_status(result: dict[str, Any]) -> None:
 
 for command in (run, inject, diagnose, drill, nsg, scenario, ssh, collect_logs, *BACKUP_COMMANDS):
     cli.add_command(command)
+cli.add_command(case)
 
 
 def main() -> None:

@@ -14,17 +14,18 @@ twice is the same file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from lab.cases.model import PATTERN_MEANING, Case, CaseVm
 from lab.errors import BadInput
-from lab.scenario import _dotted, _kind, _line_of, _show, _UniqueKeyLoader
+from lab.yaml_input import UniqueKeyLoader, dotted, line_of, model_in, show
+from lab.yaml_input import kind as kind_of
 
 # The agents the lab's crash mechanism (stale-agent's: a unit without a restart policy,
 # SIGKILL) applies to: below Azure's minimum supported 2.2.53.1.
@@ -33,19 +34,27 @@ CRASHABLE_AGENTS = ("2.2.47",)
 PROXY_KEYS = ("HttpProxy.Host", "HttpProxy.Port")
 
 
-def load_case(path: Path) -> Case:
-    """Read and validate ``path``; any problem is one :class:`BadInput` line."""
+def load_case(path: Path, fault_ids: Collection[str] | None = None) -> Case:
+    """Read and validate ``path``; any problem is one :class:`BadInput` line.
+
+    ``fault_ids``: the catalog's fault ids to check ``faults:`` against. This module
+    never imports the faults itself, so code that must not know them (a log bundle's
+    import) can read case files; what builds labs passes ``lab.faults.known_fault_ids()``
+    (:func:`lab.cases.build.load_buildable`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise BadInput(f"{_show(path)}: no such case file") from None
+        raise BadInput(f"{show(path)}: no such case file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{_show(path)}: cannot read the case file ({exc})") from None
-    return parse_case(text, _show(path))
+        raise BadInput(f"{show(path)}: cannot read the case file ({exc})") from None
+    return parse_case(text, show(path), fault_ids)
 
 
-def parse_case(text: str, where: str = "case.yaml") -> Case:
-    """Validate a case file's text; ``where`` names it in errors."""
+def parse_case(
+    text: str, where: str = "case.yaml", fault_ids: Collection[str] | None = None
+) -> Case:
+    """Validate a case file's text; ``where`` names it in errors (``fault_ids``: as for
+    :func:`load_case`)."""
     raw = _parse_yaml(text, where)
     try:
         case = Case.model_validate(raw)
@@ -54,15 +63,20 @@ def parse_case(text: str, where: str = "case.yaml") -> Case:
         # A misspelt key also leaves its right spelling missing: name the typo first.
         error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = tuple(part for part in error["loc"] if part != "[key]")
-        raise BadInput(f"{where}: {_dotted(loc)}: {_plain(error)}{_line(text, loc)}") from None
+        raise BadInput(f"{where}: {dotted(loc)}: {_plain(error)}{_line(text, loc)}") from None
     check_case(
         case,
-        lambda loc, problem: BadInput(f"{where}: {_dotted(loc)}: {problem}{_line(text, loc)}"),
+        lambda loc, problem: BadInput(f"{where}: {dotted(loc)}: {problem}{_line(text, loc)}"),
+        fault_ids,
     )
     return case
 
 
-def check_case(case: Case, bad: Callable[[tuple[str | int, ...], str], BadInput]) -> None:
+def check_case(
+    case: Case,
+    bad: Callable[[tuple[str | int, ...], str], BadInput],
+    fault_ids: Collection[str] | None = None,
+) -> None:
     """What one field cannot say alone; ``bad(loc, problem)`` makes the error to raise."""
     names = [vm.name for vm in case.vms]
     for index, name in enumerate(names):
@@ -75,13 +89,10 @@ def check_case(case: Case, bad: Callable[[tuple[str | int, ...], str], BadInput]
 
     for index, vm in enumerate(case.vms):
         _check_vm(vm, ("vms", index), bad)
-    from lab.faults import fault_by_id  # the catalog: only a case's build needs it
-
     for index, fault in enumerate(case.faults):
-        try:
-            fault_by_id(fault.fault)
-        except BadInput as exc:
-            raise bad(("faults", index, "fault"), str(exc)) from None
+        if fault_ids is not None and fault.fault not in fault_ids:
+            known = ", ".join(sorted(fault_ids)) or "none"
+            raise bad(("faults", index, "fault"), f"unknown fault {fault.fault!r} (known: {known})")
         known_vm(("faults", index, "vm"), fault.vm)
     for index, rule in enumerate(case.nsg.rules):
         loc: tuple[str | int, ...] = ("nsg", "rules", index)
@@ -128,8 +139,8 @@ def _check_vm(
             f"agent {vm.agent} has Restart=always: use 'stopped'",
         )
     types = [extension.type.lower() for extension in vm.extensions]
-    for index, kind in enumerate(types):
-        if kind in types[:index]:
+    for index, name in enumerate(types):
+        if name in types[:index]:
             raise bad((*loc, "extensions", index, "type"), "this extension is listed twice")
 
 
@@ -158,7 +169,7 @@ def _sorted_maps(value: Any, key: str = "") -> Any:
 
 def _parse_yaml(text: str, where: str) -> dict[str, Any]:
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        raw = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -168,13 +179,13 @@ def _parse_yaml(text: str, where: str) -> dict[str, Any]:
         raise BadInput(f"{where}: YAML syntax error: {exc}") from None
     if not isinstance(raw, dict):
         raise BadInput(
-            f"{where}: expected a mapping of fields (format, name, vms, ...), got {_kind(raw)}"
+            f"{where}: expected a mapping of fields (format, name, vms, ...), got {kind_of(raw)}"
         )
     return raw
 
 
 def _line(text: str, loc: tuple[str | int, ...]) -> str:
-    where = _line_of(text, loc)
+    where = line_of(text, loc)
     return f" (line {where})" if where else ""
 
 
@@ -192,13 +203,13 @@ def _plain(error: ErrorDetails) -> str:
         meaning = PATTERN_MEANING.get(str(ctx.get("pattern")), f"match {ctx.get('pattern')}")
         return f"{value!r} must be {meaning}"
     if kind in ("literal_error", "enum"):
-        return f"{_kind(value)} is not allowed (expected {ctx.get('expected')})"
+        return f"{kind_of(value)} is not allowed (expected {ctx.get('expected')})"
     if kind in ("string_too_short", "too_short"):
         return "must not be empty"
     if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
         bound = ctx.get("gt", ctx.get("ge", ctx.get("le")))
         word = {"greater_than": "more than", "greater_than_equal": "at least"}.get(kind, "at most")
-        return f"must be {word} {bound}, got {_kind(value)}"
+        return f"must be {word} {bound}, got {kind_of(value)}"
     expected = {
         "string_type": "text",
         "bool_type": "true or false",
@@ -209,7 +220,7 @@ def _plain(error: ErrorDetails) -> str:
         "model_type": "a mapping (key: value)",
     }.get(kind)
     if expected:
-        return f"expected {expected}, got {_kind(value)}"
+        return f"expected {expected}, got {kind_of(value)}"
     message = error["msg"]
     return message[:1].lower() + message[1:]
 
@@ -221,18 +232,7 @@ def _allowed_fields(loc: tuple[str | int, ...]) -> list[str]:
         if isinstance(part, int) or part == "[key]":
             continue
         field = model.model_fields.get(part)
-        model = _model_in(field.annotation) if field is not None else None
+        model = model_in(field.annotation) if field is not None else None
         if model is None:
             return []
     return list(model.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) is not None or hasattr(annotation, "__metadata__"):
-        for arg in get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None

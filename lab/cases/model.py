@@ -21,11 +21,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from lab.platform.backup.codes import BY_CODE
 from lab.platform.backup.job import TAKE_SNAPSHOT, TRANSFER_TO_VAULT
 from lab.provision.guest_variants import GUEST_VARIANTS
-from lab.scenario_schema import VM_NAME_PATTERN, AgentVersion, BackupErrorCode
+from lab.provision.images import AGENT_FLAVORS
 
-FORMAT = 1
+FORMAT: Literal[1] = 1
+VM_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,14}$"  # lab.provision.labels' rule for VM names
 BASE_GUEST = "debian"  # the lab's base guest: Debian with ifupdown and walinuxagent.service
 CASE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 WAAGENT_KEY_PATTERN = r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9]+)+$"
@@ -41,6 +43,21 @@ SIZE_PATTERN = r"^(Standard|Basic)_[A-Za-z0-9_]+$"
 # The lab's VM size: a guest's real limits (1 vCPU, 1 GiB) are this Azure size.
 LAB_VM_SIZE = "Standard_B1s"
 VMSNAPSHOT_LINUX = "Microsoft.Azure.RecoveryServices.VMSnapshotLinux"
+
+
+def _agent_version(value: Any) -> Any:
+    """YAML reads ``agent: 2.2`` as a number; compare it as the text a person wrote."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value not in AGENT_FLAVORS:
+        raise ValueError(f"{value!r} is not one of {', '.join(AGENT_FLAVORS)}")
+    return value
+
+
+def _backup_error(value: Any) -> Any:
+    if isinstance(value, str) and value not in BY_CODE:
+        raise ValueError(f"{value!r} is not an Azure Backup error code ({', '.join(BY_CODE)})")
+    return value
 
 
 def _guest(value: Any) -> Any:
@@ -96,6 +113,8 @@ def _timestamp(value: Any) -> Any:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+AgentVersion = Annotated[str, BeforeValidator(_agent_version)]
+BackupErrorCode = Annotated[str, BeforeValidator(_backup_error)]
 GuestName = Annotated[str, BeforeValidator(_guest)]
 Text = Annotated[str, Field(min_length=1)]
 ConfValue = Annotated[str, BeforeValidator(_text_value)]
@@ -226,6 +245,29 @@ class Source(_Strict):
     redacted: bool = False
 
 
+class ObservedError(_Strict):
+    """An error line of the VM's logs: the file (a bundle member), line number and text."""
+
+    file: Text
+    line: Annotated[int, Field(ge=1)]
+    text: Text
+
+
+class Observed(_Strict):
+    """What a log bundle showed of one VM beyond its settings (``case import`` fills it;
+    nothing is built from it): the agent version the logs name, the distribution, the
+    WireServer address the agent used, whether a DHCP lease was seen, the last goal-state
+    incarnation, and every error the logs show."""
+
+    vm: VmName | None = None  # None: the case's first VM
+    agent: str | None = None  # the version the logs name (a VM's ``agent`` is the lab's)
+    distro: str | None = None
+    wireserver: str | None = None
+    dhcp_lease: bool | None = None  # None: the bundle holds no lease file to judge by
+    incarnation: Annotated[int, Field(ge=0)] | None = None
+    errors: list[ObservedError] = Field(default_factory=list)
+
+
 class Case(_Strict):
     """One case file, exactly as written (see ``docs/case-file.md``)."""
 
@@ -238,6 +280,7 @@ class Case(_Strict):
     backup: Backup = Field(default_factory=Backup)
     faults: list[CaseFault] = Field(default_factory=list)
     symptom: Symptom | None = None
+    observed: Observed | None = None
     evidence: dict[Text, str] = Field(default_factory=dict)
 
     def vm(self, name: str) -> CaseVm | None:

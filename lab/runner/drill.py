@@ -7,6 +7,7 @@ from typing import Any
 
 import docker
 
+from lab.cases.origin import record_scenario
 from lab.errors import LabExists, SnaplabError
 from lab.faults import FaultTarget, fault_by_id
 from lab.platform.roster import Roster
@@ -76,7 +77,9 @@ def provision_scenario(
         raise LabExists(f"--lab {lab!r}: a lab with this name already exists")
     drivers = DockerDrivers(client, report)
     drivers.prepare(scenario.spec.vms)
-    return prepare_lab(drivers, scenario, lab, report)
+    roster = prepare_lab(drivers, scenario, lab, report)
+    record_scenario(lab, scenario)  # what `snaplab case export` writes back
+    return roster
 
 
 def apply_fault(

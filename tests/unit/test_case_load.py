@@ -10,6 +10,7 @@ import pytest
 from lab.cases.load import dump_case, load_case, parse_case
 from lab.cases.model import Case
 from lab.errors import BadInput
+from lab.faults import known_fault_ids
 
 FULL = """\
 format: 1
@@ -65,7 +66,7 @@ vms:
 
 def _error(text: str) -> str:
     with pytest.raises(BadInput) as caught:
-        parse_case(text, "case.yaml")
+        parse_case(text, "case.yaml", known_fault_ids())
     message = str(caught.value)
     assert "\n" not in message
     return message
