@@ -66,6 +66,9 @@ _IFACE = re.compile(r"^\s*iface\s+eth0\s+inet\s+(\S+)")
 _DHCP_FAILED = re.compile(
     r"(?i)Failed to send DHCP request|DHCP request (?:failed|timed out)|no DHCP response"
 )
+# results.txt of a bundle read from a stopped VM's disk (a rescue VM, or snaplab
+# collect-logs of a VM shut down inside) says so.
+_OFFLINE = re.compile(r"(?i)VM is not running|rescue VM|read from the (?:VM's )?disk")
 _HANDLER_LINE = re.compile(re.escape(HANDLER) + r"-(\d[\d.]*)")
 
 
@@ -84,10 +87,15 @@ class BundleView:
     bundle: Bundle
     log: tuple[Record, ...]
     collected_at: datetime | None
+    offline: str | None = None  # results.txt's line saying the VM was not running
 
     @classmethod
     def of(cls, bundle: Bundle) -> BundleView:
-        return cls(bundle, tuple(agent_records(bundle)), collection_time(bundle))
+        offline = next(
+            (f"{RESULTS}:{n}" for n, line in bundle.lines(RESULTS) if _OFFLINE.search(line)),
+            None,
+        )
+        return cls(bundle, tuple(agent_records(bundle)), collection_time(bundle), offline)
 
     def handler_versions(self) -> tuple[str, ...]:
         """VMSnapshot handler directories the bundle holds files of, oldest first."""
@@ -158,6 +166,12 @@ def agent_running(view: BundleView) -> Found:
     ``systemd`` line stopping the agent's unit after its last start (syslog, when the
     bundle has it)."""
     check = "guest.agent_running"
+    if view.offline is not None:
+        return _unobserved(
+            check,
+            f"the bundle was read from the disk of a VM that was not running "
+            f"({view.offline}): a stopped agent and a stopped OS look alike in its files",
+        )
     signal = _last_stop_signal(view.log)
     if signal is not None:
         return Found(
@@ -179,8 +193,8 @@ def agent_running(view: BundleView) -> Found:
     )
     if not status or view.collected_at is None:
         why = (
-            "no waagent_status*.json (agent 2.12 keeps none) and no systemd lines about the "
-            "agent's unit"
+            "no waagent_status*.json in the bundle (2.12 keeps none; the collector of 2.7 "
+            "does not copy it), no stop in waagent.log and no systemd lines about the agent"
             if not status
             else "results.txt gives no collection time to compare the agent's status with"
         )

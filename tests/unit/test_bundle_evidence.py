@@ -261,3 +261,21 @@ def test_rotated_and_gzipped_agent_logs_are_read_oldest_first(tmp_path: Path) ->
         archive.writestr("var/log/waagent.log", AGENT_LOG_27)
     found = run_bundle_checks(open_bundle(path))["guest.agent_version"]
     assert found.result.passed  # the newest (2.7.3.0) wins over the rotated 2.2.47
+
+
+def test_a_bundle_read_from_a_stopped_vms_disk_does_not_judge_the_agent(tmp_path: Path) -> None:
+    log = AGENT_LOG_27 + (
+        f"\n{T} INFO Daemon Daemon Agent WALinuxAgent-2.7.3.0 forwarding signal 15 to "
+        "WALinuxAgent-2.7.3.0"
+    )
+    path = tmp_path / "logs.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("var/log/waagent.log", log)
+        archive.writestr(
+            "results.txt",
+            "2026-12-07T12:00:00Z INFO the VM is not running (container exited): no command "
+            "can run in it, so its disk was read as a rescue VM would read it\n",
+        )
+    found = diagnose_bundle(open_bundle(path))
+    assert found.cause_ids == ()
+    assert "agent-stopped" in {item.cause for item in found.undecided}

@@ -24,6 +24,7 @@ NAMED: dict[str, tuple[str, ...]] = {
     "healthy-2.2.47": ("stale-agent",),
     "agent-stopped": ("agent-stopped",),
     "stale-agent": ("stale-agent",),
+    "extension-update-failed": ("extension-update-failed",),
 }
 
 
