@@ -127,7 +127,7 @@ class RunProgress:
     multiple=True,
     metavar="V",
     help="Run every listed scenario (default: all) this way: catalog (the default), "
-    "without-fix, scale=N, agent=VERSION, agents or guest=VARIANT (repeatable).",
+    "without-fix, scale=N, agent=VERSION, agents, guest=VARIANT or drill (repeatable).",
 )
 @click.option(
     "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit."

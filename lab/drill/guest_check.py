@@ -20,7 +20,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
-from lab.errors import SnaplabError
+from lab.errors import ProvisionFailed, SnaplabError
 from lab.provision import lab as labs
 from lab.provision.containers import put_file
 
@@ -53,9 +53,13 @@ _TAKE = f"if [ -f {REQUEST} ]; then rm -f {REQUEST}; echo requested; fi"
 
 
 def install(client: docker.DockerClient, lab: str, vm: str) -> None:
-    """Put ``check-my-solution`` in the trainee's guest."""
+    """Put ``check-my-solution`` in the trainee's guest, runnable without sudo: its
+    folder is writable by every user (the trainee logs in as the VM's admin)."""
     container = labs.guest_container(client, lab, vm)
     put_file(container, COMMAND_PATH, SCRIPT.encode(), 0o755)
+    code, output = container.exec_run(["sh", "-c", f"mkdir -p {FOLDER} && chmod 0777 {FOLDER}"])
+    if code != 0:
+        raise ProvisionFailed(f"{container.name}: cannot make {FOLDER}: {output!r}")
 
 
 def take_request(client: docker.DockerClient, lab: str, vm: str) -> bool:

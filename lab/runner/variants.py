@@ -13,7 +13,10 @@ A run is a list of :class:`RunItem`, a scenario and a :class:`Variant`:
 - ``agents``: one ``agent=`` item per ``agent_variants`` entry;
 - ``guest=VARIANT``: every VM on that guest variant (:mod:`lab.provision.guest_variants`:
   another distribution's network stack or agent unit name), expecting the scenario's own
-  error and diagnosis: proof that checks and faults hold on that guest.
+  error and diagnosis: proof that checks and faults hold on that guest;
+- ``drill``: a one-trainee drill of the scenario, its runbook applied over the trainee's
+  own SSH and scoped credentials, ``drill check`` not fixed before and fixed after
+  (:mod:`lab.runner.drill_phases`).
 
 Text comes from the command line (``ID@VARIANT``, ``--variant V``); anything wrong is one
 :class:`~lab.errors.BadInput` line naming what was typed.
@@ -30,12 +33,13 @@ from lab.errors import BadInput
 from lab.platform.timescale import time_scale
 from lab.provision.guest_variants import guest_variant
 from lab.provision.images import AGENT_FLAVORS
+from lab.runner.drill_phases import DRILL_PHASES
 from lab.runner.phases import PHASES, Phase
 from lab.runner.without_fix import WITHOUT_FIX_PHASES
 from lab.scenario import Scenario, load_scenarios, scenario_ids
 
-VariantKind = Literal["catalog", "without-fix", "scale", "agent", "agents", "guest"]
-FORMS = "catalog, without-fix, scale=N, agent=VERSION, agents or guest=VARIANT"
+VariantKind = Literal["catalog", "without-fix", "scale", "agent", "agents", "guest", "drill"]
+FORMS = "catalog, without-fix, scale=N, agent=VERSION, agents, guest=VARIANT or drill"
 # Each variant's lifecycle (``agents`` only ever stands for ``agent=`` items).
 LIFECYCLES: dict[VariantKind, tuple[Phase, ...]] = {
     "catalog": PHASES,
@@ -44,6 +48,7 @@ LIFECYCLES: dict[VariantKind, tuple[Phase, ...]] = {
     "agent": PHASES,
     "agents": PHASES,
     "guest": PHASES,
+    "drill": DRILL_PHASES,
 }
 
 
@@ -70,7 +75,7 @@ class Variant:
 
 
 CATALOG = Variant("catalog")
-PLAIN = {v.kind: v for v in (CATALOG, Variant("without-fix"), Variant("agents"))}
+PLAIN = {v.kind: v for v in (CATALOG, Variant("without-fix"), Variant("agents"), Variant("drill"))}
 
 
 def parse_variant(text: str, where: str) -> Variant:

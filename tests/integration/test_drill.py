@@ -1,5 +1,6 @@
-"""A real two-trainee drill through the CLI: start, status, check (not yet), hint, the
-runbook applied to one trainee's lab, check (fixed), end; nothing of it stays behind.
+"""A real two-trainee drill through the CLI: start, status, check (not yet), hint, a check
+asked from inside a VM over the trainee's own SSH (check-my-solution, answered by the watcher),
+the runbook applied to one trainee's lab, check (fixed), end; nothing of it stays behind.
 
 The drill's state lives in a folder of its own (SNAPLAB_STATE_DIR), so "nothing stays"
 is checked on the drill's labels and on that folder.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from lab.cli import cli
+from lab.drill import watch
 from lab.provision import lab as labs
 from lab.provision.labels import LAB_LABEL
 from lab.runner import DockerDrivers
@@ -90,8 +94,33 @@ def test_two_trainee_drill(docker_client: docker.DockerClient, state_dir: Path) 
         assert result.failed is None, result.transcript(scenario.runbook_ref)
         assert "fixed (attempt 2" in _invoke("check", "t01").output
 
+        # t02 asks from inside the VM, over their own SSH, as the trainee would.
+        trainee = json.loads((folder / "drill.json").read_text())["trainees"][1]
+        assert trainee["access"]["ssh"], "no trainee access was set up"
+        stop = threading.Event()
+        lines: list[str] = []
+        server = threading.Thread(
+            target=watch.serve, args=(docker_client, DRILL, lines.append, stop, 1.0)
+        )
+        server.start()
+        try:
+            asked = subprocess.run(
+                [*shlex.split(trainee["access"]["ssh"]), "check-my-solution"],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+        finally:
+            stop.set()
+            server.join(30)
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        assert "t02: not yet (attempt 1): the backup failed" in asked.stdout
+        assert "blocked-egress" not in asked.stdout
+
         board = _invoke("status").output
         assert "t01      fixed           2     1" in board
+        assert "t02      working         1     0" in board
         assert "agent-stopped" not in board
 
         ended = _invoke("end", "--out", str(state_dir.parent / "debrief"))
