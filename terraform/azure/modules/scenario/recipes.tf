@@ -34,6 +34,11 @@ locals {
 
   handler_glob = "/var/lib/waagent/Microsoft.Azure.RecoveryServices.VMSnapshotLinux-*"
 
+  # Read in Azure/azure-linux-extensions (VMBackup/main/freezesnapshotter.py): today's
+  # extension asks the host for the snapshots first and goes to storage itself only as
+  # the fallback.
+  host_first_note = "Not tried on Azure: today's VMSnapshotLinux takes managed-disk snapshots through the host first (its takeSnapshotFrom default firstHostThenGuest, via 168.63.129.16, which NSGs do not filter) and calls storage itself only as the fallback, so the job may complete despite the rule."
+
   storage_deny_rule = {
     name                       = try(local.p.name, "DenyStorageOutbound")
     priority                   = try(local.p.priority, 200)
@@ -81,7 +86,7 @@ locals {
       packages  = []
       inject_at = "boot"
       script    = ""
-      note      = "The deny rule is in the VM's NSG from the start; the agent is unaffected (the WireServer and HostGAPlugin are not subject to NSGs)."
+      note      = "The deny rule is in the VM's NSG from the start; the agent is unaffected (the WireServer and HostGAPlugin are not subject to NSGs). ${local.host_first_note}"
     }
 
     "blocked-egress-proxy" = {
@@ -96,7 +101,7 @@ locals {
         no_proxy=localhost,127.0.0.1,168.63.129.16,169.254.169.254
         PROXY
       EOT
-      note      = "The organisation's proxy (proxy_url) is not built by this module: it must exist, be reachable from the VM and reach Azure Storage. /etc/waagent.conf names no HttpProxy, so the agent and the extension go straight at the NSG."
+      note      = "The organisation's proxy (proxy_url) is not built by this module: it must exist, be reachable from the VM and reach Azure Storage. /etc/waagent.conf names no HttpProxy, so the agent and the extension go straight at the NSG. ${local.host_first_note}"
     }
 
     "broken-extension" = {

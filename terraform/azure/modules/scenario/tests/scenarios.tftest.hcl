@@ -111,6 +111,11 @@ run "blocked_egress" {
     condition     = output.symptom.code == "ExtensionSnapshotFailedNoNetwork"
     error_message = "blocked-egress's job error comes from its scenario file"
   }
+
+  assert {
+    condition     = strcontains(output.symptom.notes, "firstHostThenGuest") && strcontains(output.symptom.notes, "may complete")
+    error_message = "blocked-egress's notes must say that today's extension snapshots through the host first, so the job may complete"
+  }
 }
 
 run "blocked_egress_with_other_rule_name_and_priority" {
