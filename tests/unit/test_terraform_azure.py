@@ -90,9 +90,7 @@ def scenario_module(tmp_path_factory: pytest.TempPathFactory, tf_env: dict[str, 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
     """The azurerm schema; a fetch that fails fails the tests (CI reaches npm)."""
-    loaded = tf_schema.load_schema()
-    print(f"azurerm schema: provider {loaded['provider_version']} from {loaded['package']}")
-    return loaded
+    return tf_schema.load_schema()
 
 
 def parse(path: Path) -> dict[str, Any]:
@@ -201,8 +199,14 @@ def findings_in(base: Path, schema: dict[str, Any]) -> list[tf_schema.Finding]:
     return found
 
 
-def test_azure_module_matches_the_azurerm_schema(schema: dict[str, Any]) -> None:
-    print(f"checked against azurerm {schema['provider_version']} ({schema['package']})")
+def test_azure_module_matches_the_azurerm_schema(
+    schema: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with capsys.disabled():  # shown in every run, not only on failure
+        print(
+            f"\n[azurerm schema] checked against azurerm {schema['provider_version']} "
+            f"({schema['package']})"
+        )
     assert findings_in(AZURE, schema) == []
     used = {
         json.loads(rtype)
