@@ -1,7 +1,10 @@
-"""``snaplab collect-logs VM [--lab NAME] [-o FILE] [--full]``: parses, calls, prints.
+"""``snaplab collect-logs VM [--lab NAME] [-o FILE] [--full]`` and ``snaplab case import
+BUNDLE.zip [-o case.yaml] [--redact/--no-redact]``: parse, call, print.
 
-Registered on the main group in :mod:`lab.cli`; its error handling turns an unknown lab
-or VM into one ``Error:`` line and exit code 2. The work is :mod:`lab.bundle.collect`.
+``collect-logs`` is registered on the main group in :mod:`lab.cli`, ``import`` joins the
+``case`` group (:mod:`lab.cli_case`) from here; the main group's error handling turns bad
+input (unknown lab or VM, a bundle that is not one) into one ``Error:`` line and exit 2.
+The work is :mod:`lab.bundle.collect` and :mod:`lab.cases.importer`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from pathlib import Path
 import click
 
 from lab.bundle.collect import collect_logs as collect
+from lab.cases.importer import import_bundle, slug
+from lab.cases.load import dump_case
+from lab.cli_case import case
 from lab.errors import BadInput
 from lab.provision import engine
 from lab.provision import lab as labs
@@ -48,3 +54,46 @@ def collect_logs(vm: str, lab_name: str | None, output: Path | None, full: bool)
         f"{vm} (agent {result.agent_version}): {target} ({len(result.data)} bytes, "
         f"{result.seconds:.1f} s), {result.describe()}"
     )
+
+
+@click.command("import")
+@click.argument("bundle", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the case here (default: stdout); the redaction report goes beside it.",
+)
+@click.option(
+    "--redact/--no-redact",
+    default=True,
+    show_default=True,
+    help="Replace the customer's names, addresses and secrets with stable placeholders.",
+)
+@click.option("--name", default=None, help="The case's name (default: from the file names).")
+def case_import(bundle: Path, output: Path | None, redact: bool, name: str | None) -> None:
+    """Read the agent's log bundle (waagent -collect-logs zip) into a case file."""
+    if name is None and output is not None:
+        name = slug(output.stem)
+    imported = import_bundle(bundle, redact=redact, name=name)
+    text = dump_case(imported.case)
+    causes = ", ".join(imported.diagnosis.cause_ids) or "none"
+    report = imported.report.lines() if imported.report is not None else ["not redacted"]
+    if output is None:
+        click.echo(text, nl=False)
+        for line in report:
+            click.echo(line, err=True)
+    else:
+        report_path = output.with_name(output.name + ".redaction.txt")
+        try:
+            output.write_text(text, encoding="utf-8")
+            if imported.report is not None:
+                report_path.write_text("\n".join(report) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"-o {output}: cannot write ({exc.strerror})") from exc
+        extra = f"; redaction report {report_path}" if imported.report is not None else ""
+        click.echo(f"wrote {output} (causes: {causes}{extra})", err=True)
+
+
+case.add_command(case_import)
