@@ -186,6 +186,7 @@ def main() -> int:
             role: round(max(c["peak_mib"] for c in containers if c["role"] == role))
             for role in sorted({c["role"] for c in containers})
         },
+        "peak_mib_by_container": {c["name"]: round(c["peak_mib"]) for c in containers},
         "left_behind": left,
     }
     print(json.dumps(result, indent=2))

@@ -1,21 +1,23 @@
 """Will the class fit this machine? What one lab costs, measured, and the refusal.
 
 Every number below was measured on this project's machine (2 cores, 23.5 GiB RAM, Docker
-with cgroup v2) on 2026-12-07 with ``docker stats`` sampled every second during ``snaplab
-up --scenario`` and 20 s after it, and each container's cgroup ``memory.current`` /
-``memory.peak`` (/tmp measurement script, summarised in bench/bench_drill.py's docstring):
+with cgroup v1) on 2026-12-07, while other helpers' labs ran beside it:
 
-- a lab's platform containers (fabric, ARM twin, storage) hold about 155 MiB together
-  (storage 65, fabric 48, ARM twin 40), their peaks at start a little more;
-- a guest (systemd, the agent, sshd) holds about 46 MiB idle and peaks near 60 MiB at
-  boot; its container is limited to 1 GiB, and a scenario that loads memory
-  (memory-pressure) fills that limit on purpose;
-- starting a lab is CPU-bound (a guest's boot peaks at ~65 % of a core for a few seconds,
-  the ARM twin's start ~25 %); an idle lab uses under 1 % of a core.
+- ``docker stats`` every second during ``snaplab up --scenario blocked-egress`` and 20 s
+  after it, then the same for schedule-storm's nine VMs: a lab's platform containers hold
+  about 155 MiB idle (storage 65, fabric 48, ARM twin 40); a guest (systemd, the agent,
+  sshd) about 46 MiB idle, 59 MiB during a backup; a guest's boot takes ~65 % of a core
+  for a few seconds, the ARM twin's start ~25 %; an idle lab uses under 1 % of a core;
+- ``python bench/bench_drill.py`` (six trainees: agent-stopped, blocked-egress,
+  cpu-saturation, memory-pressure, prescript-hang, schedule-storm; each container's cgroup
+  ``memory.max_usage_in_bytes``): peaks per lab of storage 138 MiB, fabric 76, ARM twin
+  41, the trainee's SSH forwarder 10 (265 together), the memory-pressure guest its whole
+  1024 MiB limit; the 38 containers' peaks sum to 3199 MiB, the host's used memory rose
+  by 3007 MiB at most; the start took 135 s and the containers 86 CPU-seconds.
 
-So a lab is budgeted at its platform plus, per VM, the guest's peak, or the guest's whole
-limit for a scenario whose fault loads memory; the refusal keeps a margin for the host,
-dockerd and snaplab itself. Parallel starts are bounded by the cores.
+So a lab is budgeted at its platform's peak plus, per VM, a guest's peak, or the guest's
+whole limit for a scenario whose fault loads memory; the refusal keeps a margin for the
+host, dockerd and snaplab itself. Parallel starts are bounded by the cores.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from lab.errors import SnaplabError
 from lab.scenario import Scenario
 
 MIB = 1024 * 1024
-PLATFORM_MIB = 200  # fabric + ARM twin + storage: 155 MiB measured, their start peaks
+PLATFORM_MIB = 270  # storage 138 + fabric 76 + ARM twin 41 + SSH forwarder 10, peaks
 GUEST_MIB = 64  # one guest's peak at boot (46 MiB idle)
 GUEST_LIMIT_MIB = 1024  # a guest container's memory limit (what a memory fault may fill)
 MEMORY_FAULTS = frozenset({"memory-pressure"})  # faults that fill their guest's memory

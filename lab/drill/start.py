@@ -223,8 +223,8 @@ def _wait_quietly(futures: list[Future[Any]], seconds: float = 120.0) -> None:
             return
         try:
             future.exception(timeout=remaining)
-        except BaseException:  # a cancelled future, a timeout: nothing more to wait for
-            continue
+        except Exception:  # cancelled, or still running at the deadline (a second Ctrl-C
+            continue  # is not caught here: it goes on to remove the labs at once)
 
 
 def remove_drill(drivers: Drivers, name: str, lab_names: Sequence[str]) -> None:
