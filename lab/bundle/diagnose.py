@@ -36,7 +36,7 @@ class Undecided:
 
     cause: str
     needs: tuple[str, ...]  # checks of its condition that did not run or observe
-    seen: tuple[str, ...]  # what the bundle does show for it (failing evidence checks)
+    seen: tuple[str, ...]  # when no cause is named: what the bundle shows for it
 
     @property
     def runbook(self) -> str:
@@ -91,7 +91,12 @@ def diagnose_bundle(bundle: Bundle) -> BundleDiagnosis:
         if rule.cause in named:
             causes.append(_cause(rule, found, unknown))
         elif evaluate(rule.when, results) is None:
-            undecided.append(Undecided(rule.cause, unknown, _evidence(rule, found)))
+            undecided.append(Undecided(rule.cause, unknown, ()))
+    if not causes:  # nothing named: show what the files do say for each open question
+        undecided = [
+            Undecided(item.cause, item.needs, _evidence(_rule(item.cause), found))
+            for item in undecided
+        ]
     return BundleDiagnosis(
         bundle=bundle.path.name,
         causes=tuple(causes),
@@ -104,6 +109,10 @@ def diagnose_bundle(bundle: Bundle) -> BundleDiagnosis:
 
 def diagnose_bundle_file(path: Path) -> BundleDiagnosis:
     return diagnose_bundle(open_bundle(path))
+
+
+def _rule(cause: str) -> Rule:
+    return next(rule for rule in RULES if rule.cause == cause)
 
 
 def _evidence(rule: Rule, found: dict[str, Found]) -> tuple[str, ...]:

@@ -25,6 +25,8 @@ NAMED: dict[str, tuple[str, ...]] = {
     "agent-stopped": ("agent-stopped",),
     "stale-agent": ("stale-agent",),
     "extension-update-failed": ("extension-update-failed",),
+    "extensions-disabled": ("extensions-disabled",),
+    "prescript-hang": ("prescript-hang",),
 }
 
 
