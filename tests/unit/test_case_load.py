@@ -201,3 +201,35 @@ def test_error_names_the_line() -> None:
 )
 def test_not_a_case(text: str, expected: str) -> None:
     assert expected in _error(text)
+
+
+def test_reading_a_case_file_needs_no_fault_or_scenario_code() -> None:
+    """A log bundle's import reads and writes case files and must not know the faults:
+    what model/load/compare reach (ast, transitively) holds no fault or scenario module."""
+    import ast
+
+    from tests.unit.test_independence import (
+        FORBIDDEN_MODULES,
+        forbidden,
+        imports_of,
+        in_repo,
+        module_path,
+    )
+
+    queue = ["lab.cases.model", "lab.cases.load", "lab.cases.compare"]
+    seen: set[str] = set()
+    bad: list[str] = []
+    while queue:
+        module = queue.pop()
+        path = module_path(module)
+        if module in seen or path is None:
+            continue
+        seen.add(module)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for name, line in imports_of(module, path, tree):
+            if in_repo(name) and forbidden(name, FORBIDDEN_MODULES):
+                bad.append(f"{module}:{line}: imports {name}")
+            elif in_repo(name):
+                queue.append(name)
+    assert "lab.yaml_input" in seen
+    assert not bad, bad
