@@ -61,8 +61,8 @@ variable "time_scale" {
   default     = null
 
   validation {
-    condition     = var.time_scale == null ? true : var.time_scale > 0 && var.time_scale <= 100000
-    error_message = "time_scale: a number above 0 (at most 100000)."
+    condition     = var.time_scale == null ? true : var.time_scale > 0
+    error_message = "time_scale: a number above 0."
   }
 }
 
