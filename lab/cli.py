@@ -28,6 +28,7 @@ from lab.cli_nsg import nsg
 from lab.cli_run import inject, run
 from lab.cli_scenario import scenario
 from lab.cli_ssh import ssh
+from lab.drill import browser
 from lab.errors import SnaplabError
 from lab.extension.protocol import HANDLER_NAME
 from lab.provision import engine, images
@@ -91,7 +92,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help=f"Also install the Azure CLI ({az_install.PACKAGE} {az_install.PINNED_VERSION}, "
     "about 730 MB) in its own venv, for `az` against labs.",
 )
-def setup(with_az: bool) -> None:
+@click.option(
+    "--browser",
+    "with_browser",
+    is_flag=True,
+    help=f"Also install Debian's {browser.PACKAGE} (headless), which the drill debrief's "
+    "test renders the report in.",
+)
+def setup(with_az: bool, with_browser: bool) -> None:
     """Install and start a Docker engine if needed, and build every lab image."""
     with _progress("setting up") as report:
         client = engine.ensure_engine(report)
@@ -101,7 +109,10 @@ def setup(with_az: bool) -> None:
             report(f"{recipe.name}: {images.ensure_image(client, recipe, report)}")
         pruned = images.prune_stale_images(client, recipes)
         az = az_install.ensure_installed(report) if with_az else None
+        chromium = browser.ensure_installed(report) if with_browser else None
     click.echo(f"snaplab is set up ({pruned} outdated image(s) removed)")
+    if chromium is not None:
+        click.echo(f"{browser.PACKAGE}: {chromium}")
     if az is not None:
         click.echo(f"az: {az.az} (`snaplab env` puts it on PATH, logged in to the lab)")
 
