@@ -21,7 +21,7 @@ from typing import Any
 import docker
 
 from lab.drill.start import symptom_limit
-from lab.drill.state import DrillState, Trainee, load, locked, parse_iso
+from lab.drill.state import locked, parse_iso
 from lab.errors import BadInput
 from lab.provision import lab as labs
 from lab.runner.drivers import DockerDrivers, Drivers
@@ -60,13 +60,6 @@ def _clock(seconds: float | None) -> str:
         return "no time limit"
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes}:{secs:02d} after the start"
-
-
-def open_trainee(name: str, trainee_id: str) -> tuple[DrillState, Trainee]:
-    state = load(name)
-    if state.ended_at is not None:
-        raise BadInput(f"drill {name!r} has ended")
-    return state, state.trainee(trainee_id)
 
 
 def judge(job: dict[str, Any], cause_ids: list[str]) -> bool:
