@@ -42,7 +42,6 @@ from lab.cases.model import (
     CASE_NAME_PATTERN,
     FORMAT,
     PROXY_URL_PATTERN,
-    VMSNAPSHOT_LINUX,
     Case,
 )
 from lab.cases.redact import RedactionReport, redact_case
@@ -388,11 +387,4 @@ def _faults(diagnosis: BundleDiagnosis, draft: _Case) -> list[dict[str, Any]]:
             target = target.setdefault(parent, {})
         target[leaf] = value
         draft.note(f"{LOC}.{field}", f"diagnose --bundle: {cause.id}: {first}")
-    broken = any(c.id == "broken-extension" for c in diagnosis.causes)
-    for index, extension in enumerate(draft.vm.get("extensions", [])):
-        if broken and extension["type"] == VMSNAPSHOT_LINUX:
-            extension["handler_state"] = "failed"
-            draft.note(
-                f"{LOC}.extensions[{index}].handler_state", "diagnose --bundle: broken-extension"
-            )
     return out
