@@ -87,6 +87,8 @@ class CaseBuildFailed(SnaplabError):
 
 @dataclass(frozen=True)
 class Built:
+    """A case's lab, running: the plan it was built from and its roster."""
+
     plan: Plan
     roster: Roster
 
@@ -110,7 +112,7 @@ def build_case(client: docker.DockerClient, case: Case, lab: str | None, report:
             report(step.describe())
             try:
                 _apply(client, roster, step)
-            except SnaplabError as exc:
+            except Exception as exc:  # a Docker or SDK error too: one line, lab removed
                 raise CaseBuildFailed(
                     f"case {case.name}: {step.describe()} failed: {exc} (lab {plan.lab} removed)"
                 ) from exc
@@ -123,6 +125,8 @@ def build_case(client: docker.DockerClient, case: Case, lab: str | None, report:
 
 @dataclass(frozen=True)
 class CaseRun:
+    """A case run: the lab it built, the backup job, the verdict, whether the lab stays."""
+
     built: Built
     job: dict[str, Any]
     comparison: Comparison
