@@ -167,10 +167,12 @@ def agent_running(view: BundleView) -> Found:
     bundle has it)."""
     check = "guest.agent_running"
     if view.offline is not None:
+        signal = _last_stop_signal(view.log)
+        seen = f"; its log ends with the daemon told to stop ({signal})" if signal else ""
         return _unobserved(
             check,
             f"the bundle was read from the disk of a VM that was not running "
-            f"({view.offline}): a stopped agent and a stopped OS look alike in its files",
+            f"({view.offline}): a stopped agent and a stopped OS look alike in its files{seen}",
         )
     signal = _last_stop_signal(view.log)
     if signal is not None:
@@ -192,13 +194,20 @@ def agent_running(view: BundleView) -> Found:
         key=lambda name: view.bundle.mtime(name) or datetime.min,
     )
     if not status or view.collected_at is None:
+        restarts = _unannounced_starts(view.log)
+        also = (
+            f"; the daemon started {len(restarts)} time(s) with no stop before it (killed or "
+            f"crashed, then restarted), the last: {restarts[-1]}"
+            if restarts
+            else ""
+        )
         why = (
             "no waagent_status*.json in the bundle (2.12 keeps none; the collector of 2.7 "
             "does not copy it), no stop in waagent.log and no systemd lines about the agent"
             if not status
             else "results.txt gives no collection time to compare the agent's status with"
         )
-        return _unobserved(check, why)
+        return _unobserved(check, why + also)
     newest = status[-1]
     written = view.bundle.mtime(newest)
     if written is None:
@@ -231,6 +240,21 @@ def _last_stop_signal(log: tuple[Record, ...]) -> Record | None:
         if _STOP_SIGNAL.search(record.text):
             return record
     return None
+
+
+def _unannounced_starts(log: tuple[Record, ...]) -> list[Record]:
+    """Daemon starts after the first with no stop signal since the start before: the
+    agent was killed (SIGKILL, the OOM killer) or crashed, and systemd started it again."""
+    found: list[Record] = []
+    started, stopped = False, False
+    for record in log:
+        if _STOP_SIGNAL.search(record.text):
+            stopped = True
+        elif _INSTALLED.search(record.text):
+            if started and not stopped:
+                found.append(record)
+            started, stopped = True, False
+    return found
 
 
 def _unit_events(bundle: Bundle) -> list[Record]:

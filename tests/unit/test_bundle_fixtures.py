@@ -49,7 +49,13 @@ def test_every_fixture_is_listed() -> None:
 
 
 # fixture -> (causes a bundle cannot decide for it, a check each needs)
-UNDECIDED: dict[str, tuple[str, str]] = {}
+UNDECIDED: dict[str, tuple[str, str]] = {
+    # Debian 12 keeps the kernel's log in journald only: no OOM line on disk for a bundle.
+    "memory-pressure": ("memory-pressure", "guest.memory"),
+    # Shut down inside while the platform shows it running: a platform-only view; the
+    # bundle is read from its disk and cannot tell a stopped agent from a stopped OS.
+    "guest-shutdown": ("guest-shutdown", "platform.power_state"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(UNDECIDED))
