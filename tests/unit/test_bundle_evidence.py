@@ -279,3 +279,13 @@ def test_a_bundle_read_from_a_stopped_vms_disk_does_not_judge_the_agent(tmp_path
     found = diagnose_bundle(open_bundle(path))
     assert found.cause_ids == ()
     assert "agent-stopped" in {item.cause for item in found.undecided}
+
+
+def test_bundle_diagnosis_knows_no_fault_or_scenario() -> None:
+    """The same walk as test_independence, from lab/bundle: reading and diagnosing a
+    bundle never imports the faults, the scenarios or the runner."""
+    from tests.unit.test_independence import walk
+
+    seen, violations = walk(("lab/bundle",))
+    assert {"lab.bundle.evidence", "lab.bundle.diagnose", "lab.bundle.reader"} <= seen
+    assert not violations, "\n".join(str(v) for v in violations)
