@@ -92,9 +92,13 @@ def diagnose_bundle(bundle: Bundle) -> BundleDiagnosis:
             causes.append(_cause(rule, found, unknown))
         elif evaluate(rule.when, results) is None:
             undecided.append(Undecided(rule.cause, unknown, ()))
-    if not causes:  # nothing named: show what the files do say for each open question
+    if not causes:  # nothing named: what the files do say about each open condition
         undecided = [
-            Undecided(item.cause, item.needs, _evidence(_rule(item.cause), found))
+            Undecided(
+                item.cause,
+                item.needs,
+                _evidence(_rule(item.cause), found, checks_in(_rule(item.cause).when)),
+            )
             for item in undecided
         ]
     return BundleDiagnosis(
@@ -115,10 +119,13 @@ def _rule(cause: str) -> Rule:
     return next(rule for rule in RULES if rule.cause == cause)
 
 
-def _evidence(rule: Rule, found: dict[str, Found]) -> tuple[str, ...]:
-    """Each failing evidence check's detail, then the bundle lines it rests on."""
+def _evidence(
+    rule: Rule, found: dict[str, Found], checks: tuple[str, ...] | None = None
+) -> tuple[str, ...]:
+    """Each failing check's detail (of ``checks``, default the rule's evidence), then
+    the bundle lines it rests on."""
     out: list[str] = []
-    for check in rule.evidence:
+    for check in rule.evidence if checks is None else checks:
         item = found.get(check)
         if item is None or not item.result.failed:
             continue

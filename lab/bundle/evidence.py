@@ -69,6 +69,8 @@ _DHCP_FAILED = re.compile(
 # results.txt of a bundle read from a stopped VM's disk (a rescue VM, or snaplab
 # collect-logs of a VM shut down inside) says so.
 _OFFLINE = re.compile(r"(?i)VM is not running|rescue VM|read from the (?:VM's )?disk")
+# The VMSnapshot extension's status when a snapshot could not reach storage.
+_NO_NETWORK = re.compile(r"SnapshotFailedNoNetwork")
 _HANDLER_LINE = re.compile(re.escape(HANDLER) + r"-(\d[\d.]*)")
 
 
@@ -488,6 +490,41 @@ def extension_status(view: BundleView) -> Found:
     return Found(result, lines)
 
 
+def storage_reachable(view: BundleView) -> Found:
+    """Storage on the extension's path, as the extension itself last found it: its
+    newest status file reports a snapshot that reached storage (success) or one that
+    failed for want of a network (``...SnapshotFailedNoNetwork``). Any other status says
+    nothing about the path, so the check does not observe it."""
+    check = "guest.storage_reachable"
+    versions = view.handler_versions()
+    if not versions:
+        return _unobserved(check, f"the bundle holds no {HANDLER} status files")
+    version = _current(view, versions)
+    statuses = view.bundle.glob(view.handler_file(version, "status/*.status"))
+    if not statuses:
+        return _unobserved(check, f"{HANDLER}-{version}: no status file in the bundle")
+    newest = max(statuses, key=lambda n: view.bundle.mtime(n) or datetime.min)
+    text = view.bundle.read_text(newest) or ""
+    status = parse_status(text)
+    record = Record(newest, 1, one_line(text, 300))
+    if status is not None and _NO_NETWORK.search(f"{status[2]} {text}"):
+        return Found(
+            CheckResult.fail(
+                check,
+                f"the extension could not reach storage: {newest}: {status[0]}, "
+                f"code {status[1]}: {status[2]}",
+            ),
+            (record,),
+        )
+    if status is not None and status[0] == "success":
+        return Found(
+            CheckResult.ok(check, f"{newest}: the extension's last snapshot reached storage")
+        )
+    return _unobserved(
+        check, f"{newest}: {status[0] if status else 'unreadable'}; says nothing about storage"
+    )
+
+
 def memory(view: BundleView) -> Found:
     """The kernel's OOM killer in syslog, messages, kern.log or dmesg (when the bundle
     has them: journald-only images keep none on disk)."""
@@ -544,6 +581,7 @@ BUNDLE_CHECKS: dict[str, BundleObserver] = {
     "guest.waagent_conf": waagent_conf,
     "guest.agent_proxy": agent_proxy,
     "guest.dhcp": dhcp,
+    "guest.storage_reachable": storage_reachable,
     "guest.handler_files": handler_files,
     "guest.extension_package": extension_package,
     "guest.extension_status": extension_status,
@@ -555,7 +593,6 @@ _PLATFORM = "the platform's view (Azure SDK, backup jobs, NSG), not in the guest
 CANNOT_RUN: dict[str, str] = {
     "guest.agent_restart_policy": "systemd's unit files and Restart= are not in a bundle",
     "guest.wireserver": "needs a request from the VM to the WireServer",
-    "guest.storage_reachable": "needs a connection from the VM to storage",
     "guest.cpu_load": "needs CPU samples taken on the running VM",
     **{check.id: _PLATFORM for check in ALL_CHECKS if check.id.startswith("platform.")},
 }

@@ -232,8 +232,8 @@ def test_missing_files_are_not_observed_never_passed(tmp_path: Path) -> None:
 def test_rules_needing_checks_a_bundle_cannot_run_are_undecided(tmp_path: Path) -> None:
     found = diagnose_bundle(open_bundle(bundle_zip(tmp_path, healthy())))
     undecided = {item.cause: item for item in found.undecided}
-    assert {"blocked-egress", "guest-shutdown", "cpu-saturation"} <= set(undecided)
-    assert "platform.nsg_egress" in undecided["blocked-egress"].needs
+    assert {"guest-shutdown", "cpu-saturation"} <= set(undecided)
+    assert "blocked-egress" not in undecided  # the extension's last snapshot reached storage
     for item in found.undecided:
         rule = next(rule for rule in RULES if rule.cause == item.cause)
         assert set(item.needs) <= set(checks_in(rule.when))
@@ -289,3 +289,31 @@ def test_bundle_diagnosis_knows_no_fault_or_scenario() -> None:
     seen, violations = walk(("lab/bundle",))
     assert {"lab.bundle.evidence", "lab.bundle.diagnose", "lab.bundle.reader"} <= seen
     assert not violations, "\n".join(str(v) for v in violations)
+
+
+def test_storage_unreachable_from_the_extensions_status_leaves_the_nsg_open(
+    tmp_path: Path,
+) -> None:
+    status = json.dumps(
+        [
+            {
+                "status": {
+                    "status": "error",
+                    "code": 76,
+                    "formattedMessage": {
+                        "message": "Enable failed with FailedRetryableSnapshotFailedNoNetwork"
+                    },
+                }
+            }
+        ]
+    )
+    found = diagnose_bundle(
+        open_bundle(bundle_zip(tmp_path, healthy(**{f"{HDIR}/status/0.status": status})))
+    )
+    assert found.causes == ()
+    undecided = {item.cause: item for item in found.undecided}
+    assert undecided["blocked-egress"].needs[0] == "platform.nsg_egress"
+    assert any(
+        line.startswith(f"{HDIR}/status/0.status:1: ") for line in undecided["blocked-egress"].seen
+    )
+    assert "schedule-storm" not in undecided  # a cause in the VM itself rules it out

@@ -55,6 +55,8 @@ UNDECIDED: dict[str, tuple[str, str]] = {
     # Shut down inside while the platform shows it running: a platform-only view; the
     # bundle is read from its disk and cannot tell a stopped agent from a stopped OS.
     "guest-shutdown": ("guest-shutdown", "platform.power_state"),
+    # The extension's status shows storage unreachable; the NSG rule is the platform's.
+    "blocked-egress": ("blocked-egress", "platform.nsg_egress"),
 }
 
 
