@@ -1,7 +1,8 @@
 """terraform/local without Docker: its own `terraform test` files (validation, the derived
-commands), the generated catalog kept equal to the lab, and the apply/destroy flow against
-a fake `snaplab` that records what it was asked (the real CLI is driven by
-tests/integration/test_terraform_local.py)."""
+commands) and the apply/destroy flows against a fake `snaplab` that records what it was
+asked (the real CLI is driven by tests/integration/test_terraform_local.py). That the
+generated catalog.tf.json equals what the lab renders is test_terraform_azure.py's
+test_local_catalog_file_is_generated_from_the_lab."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import pytest
 from click.testing import CliRunner
 
 from lab import cli as cli_module
-from lab.terraform_catalog import LOCAL_FILE, render_local
 
 MODULE = Path(__file__).resolve().parents[2] / "terraform" / "local"
 TERRAFORM = shutil.which("terraform")
@@ -133,12 +133,6 @@ def _write_config(root: Path, fake: Path, lab: str, scenario: str | None) -> Non
         'output "arm_endpoint" { value = module.drill.arm_endpoint }\n'
         'output "vms" { value = module.drill.vms }\n'
         'output "exports" {\n  value     = module.drill.exports\n  sensitive = true\n}\n'
-    )
-
-
-def test_catalog_file_is_what_the_lab_renders_today() -> None:
-    assert LOCAL_FILE.read_text(encoding="utf-8") == render_local(), (
-        "terraform/local/catalog.tf.json is stale: run `python -m lab.terraform_catalog`"
     )
 
 
