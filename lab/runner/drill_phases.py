@@ -218,11 +218,16 @@ def _drill_end(ctx: RunContext) -> str:
         ctx.on_lab_removed(f"{name}-{TRAINEE}")
         ctx.drivers.down(f"{name}-{TRAINEE}")
         return f"drill {name} was not running; lab {name}-{TRAINEE} removed"
-    out = Path(tempfile.mkdtemp(prefix=f"snaplab-{name}-debrief-"))
-    result = end_drill(_client(ctx), name, out, ctx.drivers)
+    with tempfile.TemporaryDirectory(prefix=f"snaplab-{name}-debrief-") as out:
+        result = end_drill(_client(ctx), name, Path(out), ctx.drivers)
+        written = sorted(f.name for f in result.files)
     for lab in result.labs_removed:
         ctx.on_lab_removed(lab)
-    return f"drill {name} ended: {', '.join(result.labs_removed)} removed; debrief in {out}"
+    if "debrief.json" not in written:
+        raise PhaseFailed(f"drill end wrote no debrief.json (it wrote: {', '.join(written)})")
+    return (
+        f"drill {name} ended: {', '.join(result.labs_removed)} removed; wrote {', '.join(written)}"
+    )
 
 
 DRILL_PHASES: tuple[Phase, ...] = (

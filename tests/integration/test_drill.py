@@ -1,6 +1,7 @@
 """A real two-trainee drill through the CLI: start, status, check (not yet), hint, a check
 asked from inside a VM over the trainee's own SSH (check-my-solution, answered by the watcher),
-the runbook applied to one trainee's lab, check (fixed), end; nothing of it stays behind.
+the runbook applied to one trainee's lab, check (fixed), a reset reached with the same SSH
+line, end; nothing of it stays behind.
 
 The drill's state lives in a folder of its own (SNAPLAB_STATE_DIR), so "nothing stays"
 is checked on the drill's labels and on that folder.
@@ -122,6 +123,19 @@ def test_two_trainee_drill(docker_client: docker.DockerClient, state_dir: Path) 
         assert "t01      fixed           2     1" in board
         assert "t02      working         1     0" in board
         assert "agent-stopped" not in board
+
+        # A reset: a fresh lab, broken the same way, reached with the same SSH line.
+        assert f"t02: fresh lab {LABS[1]}" in _invoke("reset", "t02").output
+        again = subprocess.run(
+            [*shlex.split(trainee["access"]["ssh"]), "cat", "/etc/motd"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "ExtensionSnapshotFailedNoNetwork" in again.stdout
+        assert "t02      working         1     0      1" in _invoke("status").output
 
         ended = _invoke("end", "--out", str(state_dir.parent / "debrief"))
         assert "t01: agent-stopped (fixed at" in ended.output
