@@ -57,6 +57,12 @@ UNDECIDED: dict[str, tuple[str, str]] = {
     "guest-shutdown": ("guest-shutdown", "platform.power_state"),
     # The extension's status shows storage unreachable; the NSG rule is the platform's.
     "blocked-egress": ("blocked-egress", "platform.nsg_egress"),
+    # The extension reports it got the command too late (code 402, CRP timeout reached);
+    # the CPU it waited for is only seen by sampling the running VM.
+    "cpu-saturation": ("cpu-saturation", "guest.cpu_load"),
+    # The platform busy with other VMs: this VM's files show a healthy agent that never
+    # received the snapshot command (no VMSnapshot in its goal state).
+    "schedule-storm": ("schedule-storm", "platform.concurrent_backups"),
 }
 
 
