@@ -57,6 +57,9 @@ UNDECIDED: dict[str, tuple[str, str]] = {
     "guest-shutdown": ("guest-shutdown", "platform.power_state"),
     # The extension's status shows storage unreachable; the NSG rule is the platform's.
     "blocked-egress": ("blocked-egress", "platform.nsg_egress"),
+    # The same, and the system proxy the agent ignores lives in /etc/environment, which
+    # no bundle holds.
+    "blocked-egress-proxy": ("blocked-egress-proxy", "guest.agent_proxy"),
     # The extension reports it got the command too late (code 402, CRP timeout reached);
     # the CPU it waited for is only seen by sampling the running VM.
     "cpu-saturation": ("cpu-saturation", "guest.cpu_load"),
