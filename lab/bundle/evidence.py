@@ -433,11 +433,11 @@ def extension_package(view: BundleView) -> Found:
         )
     wanted = requested(view)
     installed = ", ".join(versions) or "none in the bundle"
-    texts = {r.text: r for r in view.log}
+    texts = {r.text.strip(): r for r in view.log}
     if wanted is not None:
         version = wanted[0]
         shown = f"goal state asks {HANDLER} {version} ({wanted[1]}); installed: {installed}"
-        if version in versions:
+        if version in versions or wanted[1] != "enabled":
             return Found(CheckResult.ok(check, shown))
         failures = download_failures_in(list(texts), version)
     else:
@@ -452,7 +452,7 @@ def extension_package(view: BundleView) -> Found:
             return _no_agent_log(check)
     if not failures:
         return Found(CheckResult.ok(check, shown))
-    lines = tuple(texts[line] for line in failures[-3:])
+    lines = tuple(texts[line] for line in failures[-3:] if line in texts)
     return Found(CheckResult.fail(check, f"{shown}; waagent.log: {one_line(failures[-1])}"), lines)
 
 
