@@ -5,7 +5,9 @@ Three ways, tried in this order, and the result says which one made the bundle:
 * ``agent``: the real agent's ``waagent -collect-logs [-full]`` in the guest (2.7.3.0 and
   2.12.0.2 have it; run by hand it skips the cgroup check the agent's own periodic
   collector makes, so it works in the lab's systemd containers as on a VM). The bundle is
-  the agent's ``/var/lib/waagent/logcollector/logs.zip``, untouched.
+  the agent's ``/var/lib/waagent/logcollector/logs.zip``, untouched. 2.12 fetches a goal
+  state first: cut off from the WireServer, its command failed after about 90 s (measured
+  2026-12-07), and the bundle is made the next way.
 * ``snaplab``: the agent cannot (2.2.47 has no ``-collect-logs`` and prints its usage; or
   the command failed or ran past :data:`AGENT_TIMEOUT`): the same files and layout are made
   from the VM's files (:func:`lab.bundle.manifest.build_bundle`), results.txt saying why,
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import io
 import posixpath
+import re
 import tarfile
 import time
 from collections.abc import Iterable, Iterator
@@ -54,6 +57,8 @@ AGENT_TIMEOUT = 120
 cut off from the WireServer retries); past it, snaplab makes the bundle itself."""
 
 SUCCESS_TEXT = "Log collection successfully completed"
+# 2.12 logs to the console with the agent's prefix: "<time> INFO MainThread LogCollector ".
+_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z\s+\w+\s+\S+\s+(?:LogCollector\s+)?")
 LINK_HOPS = 8
 RUNNING = "running"
 
@@ -125,7 +130,9 @@ def _run_agent(container: Container, version: str, full: bool) -> tuple[bool, st
         return False, f"WALinuxAgent-{version} has no -collect-logs (it printed its usage)"
     if code == 124:
         return False, f"`waagent -collect-logs` did not finish within {AGENT_TIMEOUT} s"
-    last = lines[-1] if lines else "no output"
+    failed = [line for line in lines if "unsuccessfully" in line or " ERROR " in line]
+    last = (failed or lines or ["no output"])[-1]
+    last = _STAMP.sub("", last)
     return False, f"`waagent -collect-logs` failed (exit code {code}): {last}"
 
 

@@ -133,6 +133,15 @@ class FakeContainer:
             "`waagent -collect-logs` failed (exit code 1): "
             "Log collection completed unsuccessfully. Error: boom",
         ),
+        (
+            1,
+            b"2026-12-07T11:29:01.5Z ERROR MainThread LogCollector Log collection completed "
+            b"unsuccessfully. Error: timed out\n2026-12-07T11:29:01.6Z INFO MainThread "
+            b"LogCollector Detailed log output can be found at /var/lib/waagent/logcollector\n",
+            False,
+            "`waagent -collect-logs` failed (exit code 1): "
+            "Log collection completed unsuccessfully. Error: timed out",
+        ),
     ],
 )
 def test_the_agents_answer_decides_who_makes_the_bundle(
