@@ -27,6 +27,8 @@ NAMED: dict[str, tuple[str, ...]] = {
     "extension-update-failed": ("extension-update-failed",),
     "extensions-disabled": ("extensions-disabled",),
     "prescript-hang": ("prescript-hang",),
+    "broken-extension": ("broken-extension",),
+    "dhcp-disabled": ("dhcp-disabled",),
 }
 
 
