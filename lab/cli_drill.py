@@ -224,8 +224,8 @@ def drill_check(trainee: str, drill_name: str | None) -> None:
     """Run a real backup and the checks for TRAINEE: fixed or not yet."""
     name = resolve_drill(drill_name)
     client = engine.connect()
-    with console.status(f"{trainee}: running a backup and the checks"):
-        result = run_check(client, name, trainee)
+    with console.status(f"{trainee}: running a backup and the checks") as status:
+        result = run_check(client, name, trainee, report=status.update)
     click.echo(result.line())
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,15 @@ import docker
 from lab.drill.start import symptom_limit
 from lab.drill.state import locked, parse_iso
 from lab.errors import BadInput
+from lab.platform.roster import Roster
+from lab.provision import backups
 from lab.provision import lab as labs
+from lab.provision.fabric_client import FabricClient
 from lab.runner.drivers import DockerDrivers, Drivers
 from lab.scenario import load_scenario
+
+SCHEDULED = "Scheduled"
+AZURE_DAY_S = 86_400.0  # a daily policy runs again within one Azure day
 
 
 @dataclass(frozen=True)
@@ -66,13 +73,42 @@ def judge(job: dict[str, Any], cause_ids: list[str]) -> bool:
     return job.get("status") == "Completed" and not cause_ids
 
 
+def next_scheduled(roster: Roster, vm: str, seconds: float) -> dict[str, Any]:
+    """The VM's next job a policy's schedule starts (any policy: the fix may have moved
+    the VM to another), followed to its end; ``{}`` if none starts in time."""
+    fabric = FabricClient(roster.fabric_ip)
+    deadline = time.monotonic() + seconds
+    seen = {job["job_id"] for job in fabric.jobs(vm)}
+    while time.monotonic() < deadline:
+        fresh = [
+            job
+            for job in fabric.jobs(vm)
+            if job["job_id"] not in seen and job.get("trigger") == SCHEDULED
+        ]
+        if fresh:
+            job = min(fresh, key=lambda j: str(j.get("started_at")))
+            while job["status"] not in backups.TERMINAL and time.monotonic() < deadline:
+                time.sleep(backups.POLL_SECONDS)
+                job = fabric.job(job["job_id"])
+            return job
+        time.sleep(backups.POLL_SECONDS)
+    return {}
+
+
 def run_check(
     client: docker.DockerClient,
     name: str,
     trainee_id: str,
     drivers: Drivers | None = None,
+    scheduled: Callable[[Roster, str, float], dict[str, Any]] = next_scheduled,
+    report: Callable[[str], None] = lambda _: None,
 ) -> CheckResult:
-    """Run one check for a trainee and record it."""
+    """Run one check for a trainee and record it.
+
+    The check repeats the kind of backup that failed: an on-demand one, or, when the
+    symptom came from a policy's schedule (a schedule storm), the VM's next scheduled
+    run, which may be up to an Azure day away (minutes on the lab's clock).
+    """
     with locked(name) as state:
         if state.ended_at is not None:
             raise BadInput(f"drill {name!r} has ended")
@@ -85,7 +121,12 @@ def run_check(
     scenario = load_scenario(trainee.scenario)
     roster = labs.roster_of(client, trainee.lab)
     began = time.monotonic()
-    job = drivers.backup(roster, trainee.vm, symptom_limit(scenario), threading.Event())
+    limit = symptom_limit(scenario)
+    if trainee.symptom_job.get("trigger") == SCHEDULED:
+        report(f"{trainee_id}: waiting for the VM's next scheduled backup")
+        job = scheduled(roster, trainee.vm, AZURE_DAY_S / roster.time_scale + limit)
+    else:
+        job = drivers.backup(roster, trainee.vm, limit, threading.Event())
     causes = sorted(set(drivers.diagnose(roster, trainee.vm).cause_ids))
     fixed = judge(job, causes)
     seconds = round(time.monotonic() - began, 1)

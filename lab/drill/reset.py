@@ -51,6 +51,7 @@ def reset_trainee(
     with locked(name) as saved:
         trainee = saved.trainee(trainee_id)
         trainee.symptom = fresh.symptom
+        trainee.symptom_job = fresh.symptom_job
         trainee.access = fresh.access
         trainee.record("reset", lab=trainee.lab)
         return trainee.model_copy(deep=True)

@@ -71,13 +71,19 @@ def symptom_limit(scenario: Scenario) -> float:
 
 def first_symptom(
     drivers: Drivers, roster: Roster, scenario: Scenario, cancel: threading.Event
-) -> Symptom:
-    """Run the VM's first backup for real; its failure is what the trainee is told."""
+) -> tuple[Symptom, dict[str, Any]]:
+    """Run the VM's first backup for real; its failure is what the trainee is told.
+
+    Returns the symptom and the job's kind (id, trigger, policy): a schedule storm's
+    failing job is the scheduled one already running, which the backup follows.
+    """
     job = drivers.backup(roster, scenario.primary_vm, symptom_limit(scenario), cancel)
     if job.get("status") != "Failed" or not job.get("error_code"):
         state = outcome(job) if "status" in job else "never ran"
         raise DrillFailed(f"the lab's first backup should fail, but it {state}")
-    return Symptom(error_code=str(job["error_code"]), message=str(job.get("error_message", "")))
+    symptom = Symptom(error_code=str(job["error_code"]), message=str(job.get("error_message", "")))
+    kind = {k: job[k] for k in ("job_id", "trigger", "policy") if job.get(k) is not None}
+    return symptom, kind
 
 
 def bring_up(
@@ -96,13 +102,14 @@ def bring_up(
     if cancel.is_set():
         raise DrillFailed("cancelled")
     report("running the first backup (the symptom)")
-    symptom = first_symptom(drivers, roster, scenario, cancel)
+    symptom, job = first_symptom(drivers, roster, scenario, cancel)
     trainee = Trainee(
         id=seat.trainee,
         lab=seat.lab,
         vm=scenario.primary_vm,
         scenario=scenario.id,
         symptom=symptom,
+        symptom_job=job,
     )
     report("setting up trainee access")
     access = access_hook.grant(client, drill, trainee, roster)

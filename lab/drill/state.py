@@ -83,6 +83,10 @@ class Trainee(BaseModel):
     vm: str
     scenario: str
     symptom: Symptom | None = None
+    # The failing job the symptom came from (id, trigger, policy): the trainer's, so a
+    # check repeats the same kind of backup (a scheduled failure is checked on the
+    # schedule's next run).
+    symptom_job: dict[str, Any] = Field(default_factory=dict)
     access: Access = Field(default_factory=Access)
     events: list[Event] = Field(default_factory=list)
 

@@ -140,7 +140,8 @@ def test_two_trainee_drill(docker_client: docker.DockerClient, state_dir: Path) 
         ended = _invoke("end", "--out", str(state_dir.parent / "debrief"))
         assert "t01: agent-stopped (fixed at" in ended.output
         assert "t02: blocked-egress (not fixed)" in ended.output
-        assert (state_dir.parent / "debrief" / "roster.txt").exists()
+        for written in ("debrief.json", "roster.txt", "drill.json"):
+            assert (state_dir.parent / "debrief" / written).exists(), written
     finally:
         for lab in LABS:
             labs.down(docker_client, lab)

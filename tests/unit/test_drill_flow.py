@@ -198,3 +198,48 @@ def test_end_reveals_writes_debrief_and_leaves_nothing(drills: FakeDrivers, tmp_
     debrief = json.loads((tmp_path / "out" / "debrief.json").read_text())
     assert debrief["drill"]["ended_at"] is not None
     assert (tmp_path / "out" / "roster.txt").exists()
+
+
+def test_a_scheduled_symptom_is_checked_on_the_next_scheduled_run(drills: FakeDrivers) -> None:
+    drills.jobs = [
+        {
+            "job_id": "s1",
+            "status": "Failed",
+            "error_code": "GuestAgentSnapshotTaskStatusError",
+            "error_message": "m",
+            "trigger": "Scheduled",
+            "policy": "DailyPolicy",
+        },
+        {
+            "job_id": "o1",
+            "status": "Failed",
+            "error_code": "GuestAgentSnapshotTaskStatusError",
+            "error_message": "m",
+        },
+    ]
+    _start(drills)
+    assert load("dra-f").trainee("t01").symptom_job == {
+        "job_id": "s1",
+        "trigger": "Scheduled",
+        "policy": "DailyPolicy",
+    }
+    asked: list[float] = []
+
+    def scheduled(roster: Roster, vm: str, seconds: float) -> dict[str, Any]:
+        asked.append(seconds)
+        return {"job_id": "s2", "status": "Completed", "trigger": "Scheduled"}
+
+    drills.broken.discard("dra-f-t01")
+    backups = drills.names().count("backup")
+    result = drill_check.run_check(
+        None,
+        "dra-f",
+        "t01",
+        drills,
+        scheduled=scheduled,  # type: ignore[arg-type]
+    )
+    assert result.fixed
+    assert drills.names().count("backup") == backups  # no on-demand backup
+    assert asked == [86_400 / 60.0 + 180.0]
+    other = drill_check.run_check(None, "dra-f", "t02", drills)  # type: ignore[arg-type]
+    assert other.attempt == 1  # t02's symptom was on demand: an on-demand check
