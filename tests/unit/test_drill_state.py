@@ -42,7 +42,16 @@ def test_round_trip_has_the_shared_shape(state_dir: Path) -> None:
     assert document["format"] == 1
     assert document["frozen_at"] is None and document["ended_at"] is None
     first = document["trainees"][0]
-    assert set(first) == {"id", "lab", "vm", "scenario", "symptom", "access", "events"}
+    assert set(first) == {
+        "id",
+        "lab",
+        "vm",
+        "scenario",
+        "symptom",
+        "symptom_job",
+        "access",
+        "events",
+    }
     assert first["access"] == {"ssh": "", "env_file": ""}
     assert first["events"][0]["kind"] == "started"
     assert drill_state.load("dra-one") == state
