@@ -80,43 +80,39 @@ def diagnose_bundle(bundle: Bundle) -> BundleDiagnosis:
     found = run_bundle_checks(bundle)
     results = {check: item.result for check, item in found.items()}
     named = {cause.id for cause in causes_from(results.values())}
-    causes: list[Cause] = []
-    undecided: list[Undecided] = []
-    for rule in RULES:
-        unknown = tuple(
+
+    def unknown(rule: Rule) -> tuple[str, ...]:
+        return tuple(
             check
             for check in checks_in(rule.when)
             if check not in results or not results[check].observed
         )
-        if rule.cause in named:
-            causes.append(_cause(rule, found, unknown))
-        elif evaluate(rule.when, results) is None:
-            undecided.append(Undecided(rule.cause, unknown, ()))
-    if not causes:  # nothing named: what the files do say about each open condition
-        undecided = [
-            Undecided(
-                item.cause,
-                item.needs,
-                _evidence(_rule(item.cause), found, checks_in(_rule(item.cause).when)),
-            )
-            for item in undecided
-        ]
+
+    causes = tuple(_cause(rule, found, unknown(rule)) for rule in RULES if rule.cause in named)
+    open_rules = [
+        rule for rule in RULES if rule.cause not in named and evaluate(rule.when, results) is None
+    ]
+    # When nothing is named, each open question shows what the files do say about it.
+    undecided = tuple(
+        Undecided(
+            rule.cause,
+            unknown(rule),
+            () if causes else _evidence(rule, found, checks_in(rule.when)),
+        )
+        for rule in open_rules
+    )
     return BundleDiagnosis(
         bundle=bundle.path.name,
-        causes=tuple(causes),
+        causes=causes,
         checks=tuple(item.result for item in found.values()),
         cannot_run=tuple(CANNOT_RUN.items()),
-        undecided=tuple(undecided),
+        undecided=undecided,
         log_errors=tuple(str(record) for record in errors(bundle)),
     )
 
 
 def diagnose_bundle_file(path: Path) -> BundleDiagnosis:
     return diagnose_bundle(open_bundle(path))
-
-
-def _rule(cause: str) -> Rule:
-    return next(rule for rule in RULES if rule.cause == cause)
 
 
 def _evidence(
