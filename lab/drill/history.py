@@ -3,9 +3,11 @@
 Each login shell in the guest (``ssh``, ``sudo -i``, ``su -``) reads
 ``/etc/profile.d/``; :data:`PROFILE_SCRIPT` there sets ``HISTTIMEFORMAT`` and a
 ``PROMPT_COMMAND`` that hands every new history entry to the journal with ``logger``
-(tag :data:`TAG`): ``<user>: <command>``. The journal stamps it, and
-:func:`collect_commands` reads it back through Docker (``journalctl -o json``) before the
-drill's labs go. Runbook steps and ``snaplab ssh -- CMD`` run no prompt, so they are not
+(tag :data:`TAG`): ``<user> <epoch>: <command>``, with the time bash stamped the entry
+when it was typed (the prompt comes back only once the command is over: ``sudo -i`` is
+logged when its root shell ends, with the time it was typed). :func:`collect_commands`
+reads it back through Docker (``journalctl -o json``) before the drill's labs go, ordered
+by that time. Runbook steps and ``snaplab ssh -- CMD`` run no prompt, so they are not
 recorded; a nested non-login ``bash`` is not either.
 
 This is an audit trail, not evidence: trainees are root in their guest and can remove
@@ -39,15 +41,15 @@ PROFILE_SCRIPT = f"""\
 if [ -n "${{BASH_VERSION:-}}" ] && [ -n "${{PS1:-}}" ]; then
     HISTTIMEFORMAT='%Y-%m-%dT%H:%M:%S%z '
     __audit_prompt() {{
-        local number rest
-        read -r number rest <<< "$(HISTTIMEFORMAT= builtin history 1)"
+        local number stamp rest
+        read -r number stamp rest <<< "$(HISTTIMEFORMAT='%s ' builtin history 1)"
         if [ -z "${{__audit_seen+x}}" ]; then
             __audit_seen=$number
             return
         fi
         [ -n "$number" ] && [ "$number" != "$__audit_seen" ] || return
         __audit_seen=$number
-        logger -t {TAG} -- "$(id -un): $rest"
+        logger -t {TAG} -- "$(id -un) $stamp: $rest"
     }}
     PROMPT_COMMAND="__audit_prompt${{PROMPT_COMMAND:+; $PROMPT_COMMAND}}"
 fi
@@ -90,12 +92,14 @@ def parse_journal(lines: Iterable[str]) -> list[Command]:
         stamp = record.get("__REALTIME_TIMESTAMP")
         if not isinstance(message, str) or not str(stamp or "").isdigit():
             continue
-        user, sep, command = message.partition(": ")
+        head, sep, command = message.partition(": ")
         if not sep:
-            user, command = "", message
-        at = datetime.fromtimestamp(int(str(stamp)) / 1e6, UTC)
+            head, command = "", message
+        user, _, typed = head.partition(" ")
+        seconds = int(typed) if typed.isdigit() else int(str(stamp)) / 1e6
+        at = datetime.fromtimestamp(seconds, UTC)
         found.append(Command(at=at.strftime("%Y-%m-%dT%H:%M:%SZ"), user=user, command=command))
-    return found
+    return sorted(found, key=lambda c: c.at)
 
 
 def collect_commands(client: docker.DockerClient, roster: Roster, vm: str) -> list[Command]:

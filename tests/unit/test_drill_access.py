@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import socket
 import subprocess
@@ -191,9 +192,11 @@ def _record(message: str, stamp_us: int, tag: str = history.TAG) -> str:
 
 def test_journal_records_become_commands_and_noise_is_skipped() -> None:
     lines = [
-        _record("azureuser: sudo -i", 1_796_000_000_000_000),
+        # `sudo -i` is logged when its root shell ends, with the time it was typed.
+        _record("azureuser 1795999990: sudo -i", 1_796_000_004_000_000),
         "not json",
-        _record("root: iptables -S OUTPUT", 1_796_000_001_500_000),
+        _record("root 1796000001: iptables -S OUTPUT", 1_796_000_001_500_000),
+        _record("root ??: ls", 1_796_000_001_700_000),
         _record("something else", 1_796_000_002_000_000, tag="sshd"),
         json.dumps(["a list"]),
         _record("no separator", 1_796_000_003_000_000),
@@ -202,9 +205,11 @@ def test_journal_records_become_commands_and_noise_is_skipped() -> None:
     assert [(c.user, c.command) for c in found] == [
         ("azureuser", "sudo -i"),
         ("root", "iptables -S OUTPUT"),
+        ("root", "ls"),  # no stamp from bash: the journal's time
         ("", "no separator"),
     ]
-    assert found[0].at.endswith("Z") and found[0].at.startswith("2026-")
+    assert found[0].at == "2026-11-30T00:53:10Z"
+    assert found[2].at == "2026-11-30T00:53:21Z"
     assert found[1].to_json() == {
         "at": found[1].at,
         "user": "root",
@@ -233,4 +238,7 @@ def test_the_audit_script_logs_each_new_prompt_entry_once(tmp_path: Path) -> Non
         env={"PATH": "/usr/bin:/bin", "PS1": "$ ", "HOME": str(tmp_path), "TERM": "dumb"},
     )
     user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    assert log.read_text().splitlines() == [f"{user}: echo one", f"{user}: echo two three"]
+    logged = [re.sub(r" \d+: ", ": ", line) for line in log.read_text().splitlines()]
+    assert logged == [f"{user}: echo one", f"{user}: echo two three"]
+    stamp = int(log.read_text().split()[1].rstrip(":"))
+    assert abs(stamp - time.time()) < 60
