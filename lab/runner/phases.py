@@ -53,6 +53,8 @@ class RunContext:
     lab_started: bool = False
     # The lab's Azure-clock factor (the scale=N variant sets its own).
     time_scale: float = field(default_factory=time_scale)
+    # What one phase hands a later one (a variant's files, a case), keyed by that variant.
+    scratch: dict[str, Any] = field(default_factory=dict)
 
     @property
     def vm(self) -> str:

@@ -16,7 +16,10 @@ A run is a list of :class:`RunItem`, a scenario and a :class:`Variant`:
   error and diagnosis: proof that checks and faults hold on that guest;
 - ``drill``: a one-trainee drill of the scenario, its runbook applied over the trainee's
   own SSH and scoped credentials, ``drill check`` not fixed before and fixed after
-  (:mod:`lab.runner.drill_phases`).
+  (:mod:`lab.runner.drill_phases`);
+- ``round-trip``: the broken VM's log bundle collected, diagnosed and imported as a case
+  (with the customer's other evidence: NSG rules, policy, load, power), then a lab built
+  from that case alone must fail with the same job error (:mod:`lab.runner.round_trip`).
 
 Text comes from the command line (``ID@VARIANT``, ``--variant V``); anything wrong is one
 :class:`~lab.errors.BadInput` line naming what was typed.
@@ -35,11 +38,14 @@ from lab.provision.guest_variants import guest_variant
 from lab.provision.images import AGENT_FLAVORS
 from lab.runner.drill_phases import DRILL_PHASES
 from lab.runner.phases import PHASES, Phase
+from lab.runner.round_trip import ROUND_TRIP_PHASES
 from lab.runner.without_fix import WITHOUT_FIX_PHASES
 from lab.scenario import Scenario, load_scenarios, scenario_ids
 
-VariantKind = Literal["catalog", "without-fix", "scale", "agent", "agents", "guest", "drill"]
-FORMS = "catalog, without-fix, scale=N, agent=VERSION, agents, guest=VARIANT or drill"
+VariantKind = Literal[
+    "catalog", "without-fix", "scale", "agent", "agents", "guest", "drill", "round-trip"
+]
+FORMS = "catalog, without-fix, scale=N, agent=VERSION, agents, guest=VARIANT, drill or round-trip"
 # Each variant's lifecycle (``agents`` only ever stands for ``agent=`` items).
 LIFECYCLES: dict[VariantKind, tuple[Phase, ...]] = {
     "catalog": PHASES,
@@ -49,6 +55,7 @@ LIFECYCLES: dict[VariantKind, tuple[Phase, ...]] = {
     "agents": PHASES,
     "guest": PHASES,
     "drill": DRILL_PHASES,
+    "round-trip": ROUND_TRIP_PHASES,
 }
 
 
@@ -75,7 +82,16 @@ class Variant:
 
 
 CATALOG = Variant("catalog")
-PLAIN = {v.kind: v for v in (CATALOG, Variant("without-fix"), Variant("agents"), Variant("drill"))}
+PLAIN = {
+    v.kind: v
+    for v in (
+        CATALOG,
+        Variant("without-fix"),
+        Variant("agents"),
+        Variant("drill"),
+        Variant("round-trip"),
+    )
+}
 
 
 def parse_variant(text: str, where: str) -> Variant:

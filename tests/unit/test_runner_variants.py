@@ -62,6 +62,7 @@ NEW_AGENT = {
         ("scale=2.5", Variant("scale", scale=2.5), "scale=2.5"),
         ("agent=2.12.0.2", Variant("agent", agent="2.12.0.2"), "agent=2.12.0.2"),
         ("agents", Variant("agents"), "agents"),
+        ("round-trip", Variant("round-trip"), "round-trip"),
     ],
 )
 def test_variant_texts(text: str, variant: Variant, name: str) -> None:
@@ -80,6 +81,8 @@ def test_variant_texts(text: str, variant: Variant, name: str) -> None:
         ("scale=inf", "the time scale must be a positive number, got 'inf'"),
         ("agent=9.9", "unknown agent version '9.9' (known: 2.2.47, "),
         ("without-fix=1", "unknown variant 'without-fix=1'"),
+        ("round-trip=1", "unknown variant 'round-trip=1'"),
+        ("roundtrip", "unknown variant 'roundtrip' (expected catalog, "),
     ],
 )
 def test_bad_variant_text_is_one_line(text: str, problem: str) -> None:
@@ -152,6 +155,27 @@ def test_single_items_alone_are_the_whole_run() -> None:
         "demo@without-fix",
         "demo@scale=60",
     ]
+
+
+@pytest.mark.usefixtures("catalog")
+def test_round_trip_items_run_the_round_trip_lifecycle() -> None:
+    (item,) = plan_run(("demo@round-trip",), ())
+    assert item.id == "demo@round-trip"
+    assert [p.name for p in item.phases] == [
+        "provision",
+        "warmup",
+        "inject",
+        "backup-fails",
+        "collect-bundle",
+        "diagnose-bundle",
+        "other-evidence",
+        "import-case",
+        "remove-scenario-lab",
+        "case-backup-fails",
+        "teardown",
+    ]
+    assert [p.name for p in item.phases if p.final] == ["teardown"]
+    assert _ids(plan_run(("demo",), ("round-trip", "catalog"))) == ["demo@round-trip", "demo"]
 
 
 @pytest.mark.usefixtures("catalog")
