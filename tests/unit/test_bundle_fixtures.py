@@ -78,3 +78,20 @@ def test_platform_only_causes_stay_undecided(name: str) -> None:
     assert found.cause_ids == ()
     undecided = {item.cause: item for item in found.undecided}
     assert cause in undecided and needs in undecided[cause].needs
+
+
+def test_every_benign_pattern_is_seen_in_a_healthy_bundle() -> None:
+    """The benign list holds facts about healthy VMs, not guesses: each pattern matches a
+    line of at least one healthy bundle's agent or extension logs."""
+    import re
+
+    from lab.bundle.agentlog import BENIGN, member_text
+
+    texts = []
+    for name in ("healthy-2.2.47", "healthy-2.7.3.0", "healthy-2.12.0.2"):
+        bundle = open_bundle(FIXTURES / f"{name}.zip")
+        logs = bundle.glob("var/log/waagent.log*") + bundle.glob("var/log/azure/**/*")
+        texts.extend(member_text(bundle, member) for member in logs)
+    corpus = "\n".join(texts)
+    for pattern, why in BENIGN:
+        assert re.search(pattern, corpus), (pattern, why)
