@@ -87,7 +87,7 @@ def test_every_benign_pattern_is_seen_in_a_healthy_bundle() -> None:
 
     from lab.bundle.agentlog import BENIGN, member_text
 
-    texts = []
+    texts: list[str] = []
     for name in ("healthy-2.2.47", "healthy-2.7.3.0", "healthy-2.12.0.2"):
         bundle = open_bundle(FIXTURES / f"{name}.zip")
         logs = bundle.glob("var/log/waagent.log*") + bundle.glob("var/log/azure/**/*")
