@@ -147,6 +147,10 @@ def test_commands_typed_at_a_prompt_are_collected(t01: TraineeLab) -> None:
     assert ("azureuser", "echo audit-one") in seen, seen
     assert ("azureuser", "sudo -i") in seen, seen
     assert ("root", "systemctl is-active walinuxagent") in seen, seen
+    # By the time each was typed: `sudo -i` before the commands of its root shell.
+    assert seen.index(("azureuser", "sudo -i")) < seen.index(
+        ("root", "systemctl is-active walinuxagent")
+    ), seen
     assert all(c.at.endswith("Z") for c in found)
 
 
