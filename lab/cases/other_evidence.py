@@ -48,16 +48,22 @@ ENVIRONMENT_SOURCE = "guest: cat /etc/environment"
 ANSWER_SOURCE = "guest: ssh (does the VM answer)"
 SSH_SECONDS = 30.0
 # What the customer pastes: one command after the other, each under a header line. The
-# lab's VM memory is its cgroup's limit (the stand-in for a VM size), so the engineer asks
-# for it too: on an Azure VM ``free -m`` already shows the VM's own memory.
+# lab's VM size is its cgroup's limits (the stand-in for a VM size), so the engineer asks
+# for them too (cgroup v2's file, else v1's): on an Azure VM ``free -m`` and ``nproc``
+# already show the VM's own memory and CPUs.
+CG = "/sys/fs/cgroup"
 GUEST_COMMANDS = (
     "echo '### top -bn1'; top -bn1 | head -n 5; "
     "echo '### nproc'; nproc; "
-    "echo '### cpu.max'; cat /sys/fs/cgroup/cpu.max 2>/dev/null; "
+    f"echo '### cpu.max'; cat {CG}/cpu.max 2>/dev/null || "
+    f"echo $(cat {CG}/cpu/cpu.cfs_quota_us {CG}/cpu/cpu.cfs_period_us 2>/dev/null); "
     "echo '### free -m'; free -m; "
-    "echo '### memory.max'; cat /sys/fs/cgroup/memory.max 2>/dev/null; "
-    "echo '### memory.current'; cat /sys/fs/cgroup/memory.current 2>/dev/null; "
-    "echo '### memory.stat'; grep '^inactive_file ' /sys/fs/cgroup/memory.stat 2>/dev/null; "
+    f"echo '### memory.max'; cat {CG}/memory.max 2>/dev/null || "
+    f"cat {CG}/memory/memory.limit_in_bytes 2>/dev/null; "
+    f"echo '### memory.current'; cat {CG}/memory.current 2>/dev/null || "
+    f"cat {CG}/memory/memory.usage_in_bytes 2>/dev/null; "
+    f"echo '### memory.stat'; grep -h '^inactive_file ' {CG}/memory.stat 2>/dev/null || "
+    f"grep -h '^total_inactive_file ' {CG}/memory/memory.stat 2>/dev/null; "
     "echo '### /etc/environment'; cat /etc/environment 2>/dev/null; true"
 )
 MiB = 1024 * 1024
@@ -103,9 +109,9 @@ class OtherEvidence:
             out["backup"] = {"policy": dict(self.policy)}
         evidence = dict(out.get("evidence") or {})
         for path, source in self.evidence.items():
-            if path == ".proxy" and kept:
+            if path == "vms[0].proxy" and kept:
                 continue
-            evidence[path if not path.startswith(".") else f"vms[0]{path}"] = source
+            evidence[path] = source
         out["evidence"] = evidence
         return out
 
@@ -160,13 +166,16 @@ def sections(text: str) -> dict[str, str]:
 
 
 def cpu_capacity(nproc: str, cpu_max: str) -> float:
-    """CPUs the VM may use: its cgroup quota (``cpu.max``: ``quota period``) or ``nproc``."""
+    """CPUs the VM may use: its cgroup quota (``quota period``, from v2's ``cpu.max`` or
+    v1's ``cpu.cfs_quota_us``/``cpu.cfs_period_us``) or ``nproc``."""
     words = cpu_max.split()
-    if len(words) == 2 and words[0] != "max":
+    if len(words) == 2 and words[0] != "max":  # v1: "-1 100000" is no quota
         try:
-            return max(int(words[0]) / int(words[1]), 0.01)
-        except (ValueError, ZeroDivisionError):
-            pass
+            quota, period = int(words[0]), int(words[1])
+        except ValueError:
+            quota, period = 0, 0
+        if quota > 0 and period > 0:
+            return quota / period
     try:
         return float(int(nproc.strip() or "1"))
     except ValueError:
@@ -198,7 +207,8 @@ def memory_free_mib(free: str, limit: str, current: str, inactive: str) -> tuple
     used_mib: float | None = None
     try:
         if limit.strip() and limit.strip() != "max" and current.strip():
-            cache = int(inactive.split()[1]) if len(inactive.split()) == 2 else 0
+            words = inactive.split()
+            cache = int(words[1]) if len(words) == 2 else 0
             total_mib = int(limit) / MiB
             used_mib = (int(current) - cache) / MiB
     except ValueError:
@@ -252,7 +262,7 @@ def gather(client: docker.DockerClient, roster: Roster, vm: str) -> OtherEvidenc
     power = power_from(instance.get(vm, {}).get("power"), answers)
     if power is not None:
         found.vm_fields["power"] = power
-        found.evidence[".power"] = (
+        found.evidence["vms[0].power"] = (
             f"{INSTANCE_SOURCE}: {instance.get(vm, {}).get('power') or 'no power state'}; "
             f"{ANSWER_SOURCE}: no answer"
         )
@@ -353,7 +363,7 @@ def read_guest_output(text: str, found: OtherEvidence) -> None:
     busy = cpu_busy(parts.get("top -bn1", ""), capacity)
     if busy is not None and busy[0]:
         found.vm_fields["load.cpu_busy"] = True
-        found.evidence[".load.cpu_busy"] = f"{TOP_SOURCE}: {busy[1]}"
+        found.evidence["vms[0].load.cpu_busy"] = f"{TOP_SOURCE}: {busy[1]}"
     memory = memory_free_mib(
         parts.get("free -m", ""),
         parts.get("memory.max", ""),
@@ -362,8 +372,8 @@ def read_guest_output(text: str, found: OtherEvidence) -> None:
     )
     if memory is not None:
         found.vm_fields["load.memory_free_mib"] = memory[0]
-        found.evidence[".load.memory_free_mib"] = f"{FREE_SOURCE}: {memory[1]}"
+        found.evidence["vms[0].load.memory_free_mib"] = f"{FREE_SOURCE}: {memory[1]}"
     proxy = system_proxy(parts.get("/etc/environment", ""))
     if proxy is not None:
         found.vm_fields["proxy"] = {"http": proxy, "where": "system"}
-        found.evidence[".proxy"] = f"{ENVIRONMENT_SOURCE}: http_proxy={proxy}"
+        found.evidence["vms[0].proxy"] = f"{ENVIRONMENT_SOURCE}: http_proxy={proxy}"

@@ -10,7 +10,11 @@ One ``snaplab run`` (``--parallel`` from ``SNAPLAB_CATALOG_PARALLEL``, default 3
 - ``agents`` for every scenario with ``agent_variants``: each agent version with its own
   expected outcome;
 - ``scale=60`` for the scenarios whose outcome hangs on durations (issue 7's scale
-  invariance): the same job error and the same diagnosis as at the default scale.
+  invariance): the same job error and the same diagnosis as at the default scale;
+- every scenario ``round-trip`` (issue 11): its broken VM's log bundle diagnosed (its
+  cause named, or left undecided among the candidates when only the platform shows it),
+  imported as a case with the customer's other evidence, and a lab built from that case
+  alone fails with the scenario's job error.
 
 The run's journal and JUnit land in reports/ for CI; each test below reads one record.
 """
@@ -63,6 +67,7 @@ def catalog_journal(docker_client: docker.DockerClient) -> dict[str, Any]:
         *(f"{i}@without-fix" for i in IDS),
         *AGENT_ITEMS,
         *(f"{i}@{SCALE}" for i in SCALED),
+        *(f"{i}@round-trip" for i in IDS),
     ]
     try:
         result = CliRunner().invoke(
@@ -73,6 +78,8 @@ def catalog_journal(docker_client: docker.DockerClient) -> dict[str, Any]:
                 "catalog",
                 "--variant",
                 "without-fix",
+                "--variant",
+                "round-trip",
                 "--parallel",
                 PARALLEL,
                 "--lab-prefix",
@@ -167,3 +174,22 @@ def test_the_outcome_does_not_depend_on_the_time_scale(
         code == default["jobs"]["backup-fails"]["error_code"] == scenario.spec.expect.backup_error
     )
     assert _causes(scaled, "diagnose") == _causes(default, "diagnose")
+
+
+@pytest.mark.parametrize("scenario_id", IDS)
+def test_the_round_trip_rebuilds_the_failure_from_the_bundle(
+    catalog_journal: dict[str, Any], scenario_id: str
+) -> None:
+    record = _record(catalog_journal, f"{scenario_id}@round-trip")
+    assert record["status"] == "passed", _why(record)
+    bundle = record["diagnoses"]["bundle"]
+    named = [c["id"] for c in bundle["causes"]]
+    undecided = [u["id"] for u in bundle["undecided"]]
+    assert named == [scenario_id] or (not named and scenario_id in undecided), bundle
+    jobs = record["jobs"]
+    scenario = next(s for s in CATALOG if s.id == scenario_id)
+    assert jobs["backup-fails"]["error_code"] == scenario.spec.expect.backup_error
+    case_job = jobs["case-backup-fails"]
+    assert case_job["job_id"] != jobs["backup-fails"]["job_id"]
+    assert case_job["status"] == "Failed", case_job
+    assert case_job["error_code"] == jobs["backup-fails"]["error_code"], case_job

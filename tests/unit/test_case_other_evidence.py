@@ -63,7 +63,13 @@ def test_sections_split_at_header_lines() -> None:
 
 @pytest.mark.parametrize(
     ("nproc", "cpu_max", "capacity"),
-    [("2", "100000 100000", 1.0), ("2", "50000 100000", 0.5), ("2", "max 100000", 2.0)],
+    [
+        ("2", "100000 100000", 1.0),
+        ("2", "50000 100000", 0.5),
+        ("2", "max 100000", 2.0),  # v2: no quota
+        ("2", "-1 100000", 2.0),  # v1: no quota
+        ("4", "", 4.0),
+    ],
 )
 def test_cpu_capacity_is_the_quota_else_the_cpus(nproc: str, cpu_max: str, capacity: float) -> None:
     assert cpu_capacity(nproc, cpu_max) == capacity
@@ -92,6 +98,11 @@ def test_memory_free_from_the_vms_limit_and_working_set() -> None:
         "1008 MiB of 1024 MiB in use (98%), 16 MiB left",
     )
     assert memory_free_mib(FREE, limit, str(300 * MiB), "inactive_file 0") is None
+    # cgroup v1's names: the figures are the same
+    assert memory_free_mib(FREE_ROOMY, limit, current, f"total_inactive_file {2 * MiB}") == (
+        16,
+        "1008 MiB of 1024 MiB in use (98%), 16 MiB left",
+    )
 
 
 @pytest.mark.parametrize(
