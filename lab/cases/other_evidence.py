@@ -52,6 +52,10 @@ SSH_SECONDS = 30.0
 # for them too (cgroup v2's file, else v1's): on an Azure VM ``free -m`` and ``nproc``
 # already show the VM's own memory and CPUs.
 CG = "/sys/fs/cgroup"
+# Memory use is sampled once a second for this many seconds and the highest kept, as the
+# in-guest memory check keeps the peak working set: a process the OOM killer keeps
+# killing and restarting (the agent) shows low use at any one instant.
+MEMORY_SAMPLES = 8
 GUEST_COMMANDS = (
     "echo '### top -bn1'; top -bn1 | head -n 5; "
     "echo '### nproc'; nproc; "
@@ -60,8 +64,9 @@ GUEST_COMMANDS = (
     "echo '### free -m'; free -m; "
     f"echo '### memory.max'; cat {CG}/memory.max 2>/dev/null || "
     f"cat {CG}/memory/memory.limit_in_bytes 2>/dev/null; "
-    f"echo '### memory.current'; cat {CG}/memory.current 2>/dev/null || "
-    f"cat {CG}/memory/memory.usage_in_bytes 2>/dev/null; "
+    f"echo '### memory.current'; for i in $(seq {MEMORY_SAMPLES}); do "
+    f"cat {CG}/memory.current 2>/dev/null || cat {CG}/memory/memory.usage_in_bytes 2>/dev/null; "
+    "sleep 1; done; "
     f"echo '### memory.stat'; grep -h '^inactive_file ' {CG}/memory.stat 2>/dev/null || "
     f"grep -h '^total_inactive_file ' {CG}/memory/memory.stat 2>/dev/null; "
     "echo '### /etc/environment'; cat /etc/environment 2>/dev/null; true"
@@ -202,7 +207,8 @@ def memory_free_mib(free: str, limit: str, current: str, inactive: str) -> tuple
     """What the VM has left, when it is low (the in-guest memory check's
     :data:`MEMORY_LIMIT` share of the VM's memory in use): ``free -m``'s ``available``,
     or, where the cgroup limit is the VM's memory (the lab), limit minus the working set
-    (usage less inactive file cache). None when memory is not low or not readable."""
+    (the highest of the ``current`` usage samples, one a line, less inactive file cache).
+    None when memory is not low or not readable."""
     total_mib: float | None = None
     used_mib: float | None = None
     try:
@@ -210,7 +216,7 @@ def memory_free_mib(free: str, limit: str, current: str, inactive: str) -> tuple
             words = inactive.split()
             cache = int(words[1]) if len(words) == 2 else 0
             total_mib = int(limit) / MiB
-            used_mib = (int(current) - cache) / MiB
+            used_mib = (max(int(line) for line in current.split()) - cache) / MiB
     except ValueError:
         total_mib = None
     if total_mib is None:

@@ -98,6 +98,12 @@ def test_memory_free_from_the_vms_limit_and_working_set() -> None:
         "1008 MiB of 1024 MiB in use (98%), 16 MiB left",
     )
     assert memory_free_mib(FREE, limit, str(300 * MiB), "inactive_file 0") is None
+    # samples: the highest use counts (the agent between two OOM kills)
+    samples = "\n".join(str(n * MiB) for n in (960, 1010, 970))
+    assert memory_free_mib(FREE_ROOMY, limit, samples, "inactive_file 0") == (
+        14,
+        "1010 MiB of 1024 MiB in use (99%), 14 MiB left",
+    )
     # cgroup v1's names: the figures are the same
     assert memory_free_mib(FREE_ROOMY, limit, current, f"total_inactive_file {2 * MiB}") == (
         16,
