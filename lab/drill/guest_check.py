@@ -28,7 +28,7 @@ COMMAND_PATH = Path("/usr/local/bin/check-my-solution")
 FOLDER = "/var/lib/check-my-solution"
 REQUEST = f"{FOLDER}/request"
 ANSWER = f"{FOLDER}/answer"
-WAIT_SECONDS = 600
+WAIT_SECONDS = 1800  # a scheduled failure is checked on the next scheduled run: minutes
 
 SCRIPT = f"""#!/bin/sh
 # Ask for your fix to be checked: an on-demand backup runs, then the checks.
