@@ -271,7 +271,8 @@ def drill_end(drill_name: str | None, out_dir: Path | None) -> None:
         result = end_drill(client, name, target)
     for reveal in result.reveals:
         fixed = f"fixed at {reveal.fixed_at}" if reveal.fixed_at else "not fixed"
-        click.echo(f"{reveal.trainee}: {reveal.scenario} ({fixed})")
+        title = f": {reveal.title}" if reveal.title else ""
+        click.echo(f"{reveal.trainee}: {reveal.scenario} ({fixed}){title}")
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"debrief: {', '.join(str(f) for f in result.files)}")

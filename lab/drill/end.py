@@ -26,6 +26,7 @@ from lab.drill.state import DrillState, drill_dir, locked, now_iso
 from lab.errors import SnaplabError
 from lab.provision import lab as labs
 from lab.runner.drivers import DockerDrivers, Drivers
+from lab.scenario import load_scenario
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,14 @@ class Reveal:
     trainee: str
     scenario: str
     fixed_at: str | None
+    title: str = ""  # the scenario's title: the cause, in a line
+
+
+def _title(scenario_id: str) -> str:
+    try:
+        return load_scenario(scenario_id).spec.title
+    except SnaplabError:
+        return ""
 
 
 @dataclass
@@ -131,5 +140,5 @@ def end_drill(
         for lab in removed:
             drivers.down(lab)
         shutil.rmtree(drill_dir(name), ignore_errors=True)
-    reveals = [Reveal(t.id, t.scenario, t.fixed_at) for t in final.trainees]
+    reveals = [Reveal(t.id, t.scenario, t.fixed_at, _title(t.scenario)) for t in final.trainees]
     return EndResult(name, reveals, files, removed, warnings)

@@ -187,6 +187,7 @@ def test_end_reveals_writes_debrief_and_leaves_nothing(drills: FakeDrivers, tmp_
         result = drill_end.end_drill(None, "dra-f", tmp_path / "out", drills)  # type: ignore[arg-type]
     finally:
         monkeypatch_labs.undo()
+    assert [r.title for r in result.reveals] == ["A demo failure", "A demo failure"]
     assert [(r.trainee, r.scenario, r.fixed_at is not None) for r in result.reveals] == [
         ("t01", "demo", True),
         ("t02", "other", False),
