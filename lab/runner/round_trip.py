@@ -4,7 +4,11 @@ What a support engineer does with a customer's case, proved for a catalog scenar
 
 1. the scenario's lab is built and broken, and its backup fails (the shared phases);
 2. ``collect-bundle``: the VM's log bundle, as ``snaplab collect-logs --full`` makes it
-   (the real agent's ``waagent -collect-logs`` where the version has it);
+   (the real agent's ``waagent -collect-logs`` where the version has it), taken
+   :data:`COLLECT_AFTER_SECONDS` after the failed job, as a customer sends it after the
+   failure, not within the second the job failed: the agent keeps logging what it tries
+   (2.7's daemon, its cached WireServer gone, tries its own DHCP request only after a
+   30 s WireServer timeout and a 10 s pause, about 40 s after it restarted);
 3. ``diagnose-bundle``: ``diagnose --bundle`` over that file alone must name the scenario's
    cause. A cause that only the platform shows (an NSG rule, a crowded policy, the CPU
    over time) cannot be named from a guest's files: there the bundle diagnosis must leave
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     import docker
 
 BUNDLE = "bundle"
+COLLECT_AFTER_SECONDS = 45.0
 CASE = "case"
 OTHER = "other"
 
@@ -64,11 +69,16 @@ def _scratch(ctx: RunContext) -> Path:
 def _collect_bundle(ctx: RunContext) -> str:
     from lab.bundle.collect import collect_logs
 
+    if ctx.cancel.wait(COLLECT_AFTER_SECONDS):
+        raise PhaseFailed("interrupted before the bundle was collected")
     collected = collect_logs(_client(ctx), ctx.lab, ctx.vm, full=True)
     path = _scratch(ctx) / f"{ctx.vm}-logs.zip"
     path.write_bytes(collected.data)
     ctx.scratch[BUNDLE] = path
-    return f"{len(collected.data)} bytes in {collected.seconds:.1f} s, {collected.describe()}"
+    return (
+        f"{COLLECT_AFTER_SECONDS:g} s after the failed job: {len(collected.data)} bytes in "
+        f"{collected.seconds:.1f} s, {collected.describe()}"
+    )
 
 
 def _diagnose_bundle(ctx: RunContext) -> str:
