@@ -291,3 +291,57 @@ def test_scratch_folder_is_made_once(tmp_path: Path) -> None:
     first = round_trip._scratch(ctx)
     assert first == round_trip._scratch(ctx) and first.is_dir()
     first.rmdir()
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bundles"
+
+
+@dataclass
+class _ImportCtx:
+    scratch: dict[str, Any]
+    lab: str = "crt-blocked-egress"
+    vm: str = "vm1"
+    jobs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record(self) -> Any:
+        return self
+
+
+def test_import_phase_adds_the_symptom_and_other_evidence_to_the_bundles_case(
+    tmp_path: Path,
+) -> None:
+    other = OtherEvidence(
+        nsg_rules=[
+            {
+                "name": "DenyStorageOutbound",
+                "direction": "Outbound",
+                "access": "Deny",
+                "priority": 200,
+                "protocol": "*",
+                "source": "*",
+                "destination": "Storage",
+                "ports": "*",
+            }
+        ],
+        evidence={"nsg.rules[0]": "platform: az network nsg rule list: DenyStorageOutbound"},
+    )
+    job = {
+        "status": "Failed",
+        "error_code": "ExtensionSnapshotFailedNoNetwork",
+        "error_message": "Snapshot operation failed due to no network connectivity on the "
+        "virtual machine",
+    }
+    ctx: Any = _ImportCtx(
+        {"bundle": FIXTURES / "blocked-egress.zip", "other": other, "folder": tmp_path},
+        jobs={"backup-fails": job},
+    )
+    output = round_trip._import_case(ctx)
+    case = ctx.scratch["case"]
+    assert case.faults == []  # the bundle alone names no cause for an NSG rule
+    assert [r.name for r in case.nsg.rules] == ["DenyStorageOutbound"]
+    assert case.symptom is not None and case.symptom.error_code == job["error_code"]
+    assert case.symptom.message == job["error_message"]
+    assert case.evidence["nsg.rules[0]"].startswith("platform: ")
+    assert case.source is not None and case.source.redacted
+    assert "DenyStorageOutbound" in output and (tmp_path / "case.yaml").is_file()
