@@ -34,6 +34,7 @@ import docker
 from docker.models.containers import Container
 
 from lab.drill import forwarder, history
+from lab.drill.guest_check import COMMAND_PATH
 from lab.drill.state import Access, Symptom
 from lab.errors import ProvisionFailed, UnknownVm
 from lab.platform.arm.managed_identity import PATH as IDENTITY_PATH
@@ -53,6 +54,7 @@ KNOWN_HOSTS_FILE = "known_hosts"
 DEFAULT_BIND = "0.0.0.0"
 DEFAULT_HOST = "127.0.0.1"
 FIRST_PORT = 2200
+CHECK_COMMAND = COMMAND_PATH.name  # the drill's "Check My Solution" in the guest
 # What a trainee's env file carries, by `snaplab env`'s names (lab.runner.drivers.
 # env_exports; a unit test holds them to it): Azure's names a customer's own shell has.
 # The `SNAPLAB_*` aliases, the lab's az profile and anything of the fabric stay out.
@@ -111,6 +113,7 @@ def banner_text(vm: str, symptom: Symptom) -> str:
         f"  Error code: {symptom.error_code}\n"
         f"  Message:    {symptom.message}\n"
         "Find out why, fix it, and make sure a new backup completes.\n"
+        f"When you think it is fixed, run `{CHECK_COMMAND}` (it runs a backup and checks).\n"
     )
 
 

@@ -134,7 +134,8 @@ def _clock(moment: str | None) -> str:
 
 
 def _detail(detail: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in detail.items())
+    """An event's detail on one line, without the empty fields."""
+    return ", ".join(f"{k}: {v}" for k, v in detail.items() if v not in (None, "", [], {}))
 
 
 def render_html(debrief: Mapping[str, Any]) -> str:

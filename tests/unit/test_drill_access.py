@@ -37,7 +37,7 @@ ARM = ArmEndpoint(
 def test_the_banner_states_the_symptom_in_azures_words_only() -> None:
     text = access.banner_text("vm1", SYMPTOM)
     assert "ExtensionSnapshotFailedNoNetwork" in text and SYMPTOM.message in text
-    assert "vm1" in text
+    assert "vm1" in text and "check-my-solution" in text
     # Nothing of the lab or of a scenario: no lab, fault or scenario vocabulary.
     for word in ("snaplab", "scenario", "fault", "blocked", "egress", "nsg", "drill"):
         assert word not in text.lower(), word

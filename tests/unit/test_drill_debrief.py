@@ -34,7 +34,7 @@ def sample_state() -> DrillState:
     )
     fixed.record("started", at="2026-12-07T11:00:00Z")
     fixed.record("hint", at="2026-12-07T11:09:00Z", step=1, of=4)
-    fixed.record("check", at="2026-12-07T11:20:00Z", fixed=False)
+    fixed.record("check", at="2026-12-07T11:20:00Z", fixed=False, error_code=None)
     fixed.record("check", at="2026-12-07T11:31:30Z", fixed=True)
     fixed.record("fixed", at="2026-12-07T11:31:30Z")
     stuck = Trainee(
@@ -113,8 +113,10 @@ def test_the_html_is_one_file_escapes_commands_and_fetches_nothing(tmp_path: Pat
         "fixed in 31.5 min",
         "not fixed",
         "11:31:30",
+        "fixed: False",
     ):
         assert needed in html, needed
+    assert "error_code" not in html  # an empty detail field is left out
 
 
 # ------------------------------------------------------------------ the real browser
