@@ -28,7 +28,7 @@ from lab.yaml_input import UniqueKeyLoader as _UniqueKeyLoader
 from lab.yaml_input import dotted as _dotted
 from lab.yaml_input import kind as _kind
 from lab.yaml_input import line_of as _line_of
-from lab.yaml_input import model_in as _model_in
+from lab.yaml_input import plain_error
 from lab.yaml_input import show as _show
 
 SCENARIO_FILE = "scenario.yaml"
@@ -208,45 +208,4 @@ def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
 
 
 def _plain(error: ErrorDetails) -> str:
-    """Pydantic's error, said the way a scenario author thinks about YAML."""
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        allowed = _allowed_fields(error["loc"][:-1])
-        return f"unknown field (expected one of: {', '.join(allowed)})"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if kind == "string_pattern_mismatch":
-        meaning = PATTERN_MEANING.get(str(ctx.get("pattern")), f"match {ctx.get('pattern')}")
-        return f"{value!r} must be {meaning}"
-    if kind in ("string_too_short", "too_short"):
-        return "must not be empty"
-    if kind == "greater_than":
-        return f"must be more than {ctx.get('gt'):g}, got {_kind(value)}"
-    expected = {
-        "string_type": "text",
-        "bool_type": "true or false",
-        "float_type": "a number",
-        "int_type": "a whole number",
-        "list_type": "a list (lines starting with '- ')",
-        "dict_type": "a mapping (key: value)",
-        "model_type": "a mapping (key: value)",
-    }.get(kind)
-    if expected:
-        return f"expected {expected}, got {_kind(value)}"
-    message = error["msg"]
-    return message[:1].lower() + message[1:]
-
-
-def _allowed_fields(loc: tuple[str | int, ...]) -> list[str]:
-    """The field names of the model found at ``loc`` inside :class:`ScenarioFile`."""
-    model: Any = ScenarioFile
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[part].annotation
-        model = _model_in(annotation)
-        if model is None:
-            return []
-    return list(model.model_fields)
+    return plain_error(error, ScenarioFile, PATTERN_MEANING)

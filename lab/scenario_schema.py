@@ -14,21 +14,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from lab.platform.backup.codes import BY_CODE
+from lab.field_types import AgentVersion, BackupErrorCode, Text
 from lab.provision.guest_variants import GUEST_VARIANTS
-from lab.provision.images import AGENT_FLAVORS
 
 ID_PATTERN = r"^[a-z][a-z0-9-]*$"
 VM_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,14}$"
-
-
-def _agent_version(value: Any) -> Any:
-    """YAML reads ``agent: 2.2`` as a number; compare it as the text a person wrote."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str) and value not in AGENT_FLAVORS:
-        raise ValueError(f"{value!r} is not one of {', '.join(AGENT_FLAVORS)}")
-    return value
 
 
 def _guest_variant(value: Any) -> Any:
@@ -37,16 +27,7 @@ def _guest_variant(value: Any) -> Any:
     return value
 
 
-def _backup_error(value: Any) -> Any:
-    if isinstance(value, str) and value not in BY_CODE:
-        raise ValueError(f"{value!r} is not an Azure Backup error code ({', '.join(BY_CODE)})")
-    return value
-
-
-AgentVersion = Annotated[str, BeforeValidator(_agent_version)]
 GuestVariantName = Annotated[str, BeforeValidator(_guest_variant)]
-BackupErrorCode = Annotated[str, BeforeValidator(_backup_error)]
-Text = Annotated[str, Field(min_length=1)]
 
 
 class _Strict(BaseModel):

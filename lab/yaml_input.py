@@ -4,11 +4,13 @@ said in plain words. Shared by the scenario and case file loaders
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel
+from pydantic_core import ErrorDetails
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -94,3 +96,56 @@ def show(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def plain_error(
+    error: ErrorDetails, root: type[BaseModel], pattern_meaning: Mapping[str, str]
+) -> str:
+    """Pydantic's error about a file validated as ``root``, said the way a person writing
+    YAML thinks about it (``pattern_meaning`` says what each field pattern asks for)."""
+    kind_, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind_ == "missing":
+        return "required field is missing"
+    if kind_ == "extra_forbidden":
+        allowed = allowed_fields(root, error["loc"][:-1])
+        return f"unknown field (expected one of: {', '.join(allowed)})"
+    if kind_ == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    if kind_ == "string_pattern_mismatch":
+        meaning = pattern_meaning.get(str(ctx.get("pattern")), f"match {ctx.get('pattern')}")
+        return f"{value!r} must be {meaning}"
+    if kind_ in ("literal_error", "enum"):
+        return f"{kind(value)} is not allowed (expected {ctx.get('expected')})"
+    if kind_ in ("string_too_short", "too_short"):
+        return "must not be empty"
+    if kind_ in ("greater_than", "greater_than_equal", "less_than_equal"):
+        bound = ctx.get("gt", ctx.get("ge", ctx.get("le")))
+        shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
+        word = {"greater_than": "more than", "greater_than_equal": "at least"}.get(kind_, "at most")
+        return f"must be {word} {shown}, got {kind(value)}"
+    expected = {
+        "string_type": "text",
+        "bool_type": "true or false",
+        "float_type": "a number",
+        "int_type": "a whole number",
+        "list_type": "a list (lines starting with '- ')",
+        "dict_type": "a mapping (key: value)",
+        "model_type": "a mapping (key: value)",
+    }.get(kind_)
+    if expected:
+        return f"expected {expected}, got {kind(value)}"
+    message = error["msg"]
+    return message[:1].lower() + message[1:]
+
+
+def allowed_fields(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model found at ``loc`` inside ``root``."""
+    model: type[BaseModel] | None = root
+    for part in loc:
+        if isinstance(part, int) or part == "[key]":
+            continue
+        field = model.model_fields.get(part) if model is not None else None
+        model = model_in(field.annotation) if field is not None else None
+        if model is None:
+            return []
+    return list(model.model_fields) if model is not None else []

@@ -24,7 +24,7 @@ from pydantic_core import ErrorDetails
 
 from lab.cases.model import PATTERN_MEANING, Case, CaseVm
 from lab.errors import BadInput
-from lab.yaml_input import UniqueKeyLoader, dotted, line_of, model_in, show
+from lab.yaml_input import UniqueKeyLoader, dotted, line_of, plain_error, show
 from lab.yaml_input import kind as kind_of
 
 # The agents the lab's crash mechanism (stale-agent's: a unit without a restart policy,
@@ -190,49 +190,4 @@ def _line(text: str, loc: tuple[str | int, ...]) -> str:
 
 
 def _plain(error: ErrorDetails) -> str:
-    """Pydantic's error, said the way a person writing YAML thinks about it."""
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
-    if kind == "missing":
-        return "required field is missing"
-    if kind == "extra_forbidden":
-        allowed = _allowed_fields(error["loc"][:-1])
-        return f"unknown field (expected one of: {', '.join(allowed)})"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if kind == "string_pattern_mismatch":
-        meaning = PATTERN_MEANING.get(str(ctx.get("pattern")), f"match {ctx.get('pattern')}")
-        return f"{value!r} must be {meaning}"
-    if kind in ("literal_error", "enum"):
-        return f"{kind_of(value)} is not allowed (expected {ctx.get('expected')})"
-    if kind in ("string_too_short", "too_short"):
-        return "must not be empty"
-    if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
-        bound = ctx.get("gt", ctx.get("ge", ctx.get("le")))
-        word = {"greater_than": "more than", "greater_than_equal": "at least"}.get(kind, "at most")
-        return f"must be {word} {bound}, got {kind_of(value)}"
-    expected = {
-        "string_type": "text",
-        "bool_type": "true or false",
-        "float_type": "a number",
-        "int_type": "a whole number",
-        "list_type": "a list (lines starting with '- ')",
-        "dict_type": "a mapping (key: value)",
-        "model_type": "a mapping (key: value)",
-    }.get(kind)
-    if expected:
-        return f"expected {expected}, got {kind_of(value)}"
-    message = error["msg"]
-    return message[:1].lower() + message[1:]
-
-
-def _allowed_fields(loc: tuple[str | int, ...]) -> list[str]:
-    """The field names of the model found at ``loc`` inside :class:`Case`."""
-    model: Any = Case
-    for part in loc:
-        if isinstance(part, int) or part == "[key]":
-            continue
-        field = model.model_fields.get(part)
-        model = model_in(field.annotation) if field is not None else None
-        if model is None:
-            return []
-    return list(model.model_fields)
+    return plain_error(error, Case, PATTERN_MEANING)

@@ -21,10 +21,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from lab.platform.backup.codes import BY_CODE
+from lab.field_types import AgentVersion, BackupErrorCode, Text
 from lab.platform.backup.job import TAKE_SNAPSHOT, TRANSFER_TO_VAULT
 from lab.provision.guest_variants import GUEST_VARIANTS
-from lab.provision.images import AGENT_FLAVORS
 
 FORMAT: Literal[1] = 1
 VM_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,14}$"  # lab.provision.labels' rule for VM names
@@ -43,21 +42,6 @@ SIZE_PATTERN = r"^(Standard|Basic)_[A-Za-z0-9_]+$"
 # The lab's VM size: a guest's real limits (1 vCPU, 1 GiB) are this Azure size.
 LAB_VM_SIZE = "Standard_B1s"
 VMSNAPSHOT_LINUX = "Microsoft.Azure.RecoveryServices.VMSnapshotLinux"
-
-
-def _agent_version(value: Any) -> Any:
-    """YAML reads ``agent: 2.2`` as a number; compare it as the text a person wrote."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str) and value not in AGENT_FLAVORS:
-        raise ValueError(f"{value!r} is not one of {', '.join(AGENT_FLAVORS)}")
-    return value
-
-
-def _backup_error(value: Any) -> Any:
-    if isinstance(value, str) and value not in BY_CODE:
-        raise ValueError(f"{value!r} is not an Azure Backup error code ({', '.join(BY_CODE)})")
-    return value
 
 
 def _guest(value: Any) -> Any:
@@ -113,10 +97,7 @@ def _timestamp(value: Any) -> Any:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-AgentVersion = Annotated[str, BeforeValidator(_agent_version)]
-BackupErrorCode = Annotated[str, BeforeValidator(_backup_error)]
 GuestName = Annotated[str, BeforeValidator(_guest)]
-Text = Annotated[str, Field(min_length=1)]
 ConfValue = Annotated[str, BeforeValidator(_text_value)]
 ConfKey = Annotated[str, Field(pattern=WAAGENT_KEY_PATTERN)]
 PORTS_PATTERN = r"^(\*|\d{1,5}(-\d{1,5})?)$"
