@@ -206,16 +206,23 @@ def grant_access(
     shutil.copyfile(ca_bundle(roster.lab, Path(arm.ca_file)), files.ca_bundle)
     exports = trainee_exports(arm, files.ca_bundle, guest.name)
     _write(files.env_file, env_file_text(exports), 0o600)
-    port = forwarder.free_port(bind, preferred_port(trainee_id))
-    forwarder.start_forwarder(
-        client,
-        lab=roster.lab,
-        trainee_id=trainee_id,
-        image=_host_image(client, roster.lab),
-        target=guest.ip,
-        bind=bind,
-        port=port,
-    )
+    # The preferred port, else any; once more should another process take it meanwhile.
+    for preferred in (preferred_port(trainee_id), None):
+        port = forwarder.free_port(bind, preferred)
+        try:
+            forwarder.start_forwarder(
+                client,
+                lab=roster.lab,
+                trainee_id=trainee_id,
+                image=_host_image(client, roster.lab),
+                target=guest.ip,
+                bind=bind,
+                port=port,
+            )
+            break
+        except ProvisionFailed:
+            if preferred is None:
+                raise
     return Access.model_validate(
         {
             "ssh": ssh_command(files, roster.lab, port, host),

@@ -33,6 +33,7 @@ PORT_LABEL = "snaplab.forward.port"
 TARGET_LABEL = "snaplab.forward.target"
 START_SECONDS = 20.0
 NOBODY = "65534:65534"
+LISTENING = "listening"  # the relay's first line, once its socket is bound
 
 # Runs in the forwarder container: python3 -c RELAY BIND PORT TARGET TARGET_PORT.
 RELAY = r"""
@@ -63,7 +64,7 @@ async def handle(reader, writer):
 
 async def main():
     server = await asyncio.start_server(handle, bind, port, reuse_address=True)
-    print('relaying', bind, port, 'to', target, target_port, flush=True)
+    print('listening', bind, port, 'for', target, target_port, flush=True)
     async with server:
         await server.serve_forever()
 
@@ -100,7 +101,7 @@ def start_forwarder(
     bind: str,
     port: int,
 ) -> Container:
-    """Start the relay and return once it answers with the guest's SSH greeting."""
+    """Start the relay and return once it listens."""
     name = forwarder_name(lab, trainee_id)
     remove_forwarders(client, lab, trainee_id)
     labels = lab_labels(
@@ -124,29 +125,37 @@ def start_forwarder(
         )
     except APIError as exc:
         raise ProvisionFailed(f"could not start {name}: {exc.explanation}") from exc
-    _wait_for_greeting(container, "127.0.0.1" if bind in ("0.0.0.0", "") else bind, port)
+    _wait_until_listening(container, port)
     return container
 
 
-def _wait_for_greeting(container: Container, address: str, port: int) -> None:
+def _wait_until_listening(container: Container, port: int) -> None:
+    """Until the relay says it listens. The guest's sshd need not answer yet: a VM the
+    scenario shut down (guest-shutdown) is reached once the trainee starts it."""
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((address, port), timeout=2) as sock:
-                sock.settimeout(5)
-                if sock.recv(64).startswith(BANNER_PREFIX):
-                    return
-        except OSError:
-            pass
         container.reload()
+        logs = container.logs().decode(errors="replace")
+        if LISTENING in logs:
+            return
         if container.status == "exited":
             break
         time.sleep(0.2)
     tail = container.logs(tail=3).decode(errors="replace").strip().splitlines()
     raise ProvisionFailed(
-        f"{container.name}: no SSH greeting on {address}:{port} "
-        f"({tail[-1] if tail else 'the relay printed nothing'})"
+        f"{container.name}: the relay does not listen on port {port} "
+        f"({tail[-1] if tail else 'it printed nothing'})"
     )
+
+
+def greets(address: str, port: int, timeout: float = 5.0) -> bool:
+    """True when an SSH server's greeting comes through ``address:port``."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(64).startswith(BANNER_PREFIX)
+    except OSError:
+        return False
 
 
 def forwarders(

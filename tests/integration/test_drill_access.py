@@ -108,6 +108,7 @@ def t02(
 
 
 def test_trainee_logs_in_with_their_key_and_sees_the_symptom(t01: TraineeLab) -> None:
+    assert forwarder.greets("127.0.0.1", t01.port)  # the guest's sshd, through the relay
     done = t01.ssh("cat /etc/motd; sudo -n waagent --version | head -n1; hostname")
     assert done.returncode == 0, done.stderr
     assert SYMPTOM.error_code in done.stdout and SYMPTOM.message in done.stdout

@@ -147,7 +147,7 @@ def test_the_relay_copies_both_ways_to_its_one_target(fake_sshd: int) -> None:
         text=True,
     )
     try:
-        assert relay.stdout is not None and "relaying" in relay.stdout.readline()
+        assert relay.stdout is not None and forwarder.LISTENING in relay.stdout.readline()
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.settimeout(5)
             assert sock.recv(64).startswith(b"SSH-2.0-")
@@ -172,7 +172,7 @@ def test_the_relay_closes_a_client_when_its_target_is_down() -> None:
         text=True,
     )
     try:
-        assert relay.stdout is not None and "relaying" in relay.stdout.readline()
+        assert relay.stdout is not None and forwarder.LISTENING in relay.stdout.readline()
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.settimeout(10)
             assert sock.recv(64) == b""
