@@ -16,7 +16,10 @@ give it (never from a scenario file or the fault that broke the lab):
   SSH), judged with the in-guest load check's own limits;
 - ``power``: the instance view's power state, and whether the guest answers at all;
 - a proxy the guest's ``/etc/environment`` sets (``cat /etc/environment``), which the
-  agent's files do not show.
+  agent's files do not show;
+- the application-consistency script settings (``timeoutInSeconds``,
+  ``continueBackupOnFailure`` of ``/etc/azure/VMSnapshotScriptPluginConfig.json``), which
+  decide whether a hung pre-script fails the backup or lets it go on.
 
 Each added field gets an ``evidence`` entry naming its source (``platform: ...`` or
 ``guest: ...``). The parsers are pure and take the text or SDK objects the customer's
@@ -25,6 +28,7 @@ tools give; :func:`gather` reads them from a lab.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -52,6 +56,14 @@ SSH_SECONDS = 30.0
 # for them too (cgroup v2's file, else v1's): on an Azure VM ``free -m`` and ``nproc``
 # already show the VM's own memory and CPUs.
 CG = "/sys/fs/cgroup"
+# Microsoft's guide for application-consistent Linux backups: the pre/post script
+# configuration the engineer asks for when the extension reports a script failure.
+SCRIPT_CONFIG = "/etc/azure/VMSnapshotScriptPluginConfig.json"
+SCRIPT_SOURCE = f"guest: sudo cat {SCRIPT_CONFIG}"
+SCRIPT_KEYS = {
+    "timeout_seconds": "timeoutInSeconds",
+    "continue_on_failure": "continueBackupOnFailure",
+}
 # Memory use is sampled once a second for this many seconds and the highest kept, as the
 # in-guest memory check keeps the peak working set: a process the OOM killer keeps
 # killing and restarting (the agent) shows low use at any one instant.
@@ -69,7 +81,8 @@ GUEST_COMMANDS = (
     "sleep 1; done; "
     f"echo '### memory.stat'; grep -h '^inactive_file ' {CG}/memory.stat 2>/dev/null || "
     f"grep -h '^total_inactive_file ' {CG}/memory/memory.stat 2>/dev/null; "
-    "echo '### /etc/environment'; cat /etc/environment 2>/dev/null; true"
+    "echo '### /etc/environment'; cat /etc/environment 2>/dev/null; "
+    f"echo '### {SCRIPT_CONFIG}'; sudo -n cat {SCRIPT_CONFIG} 2>/dev/null; true"
 )
 MiB = 1024 * 1024
 
@@ -244,6 +257,29 @@ def system_proxy(environment: str) -> str | None:
     return None
 
 
+def script_settings(text: str) -> dict[str, Any]:
+    """``timeout_seconds`` and ``continue_on_failure`` from the script plugin's JSON
+    configuration (what it sets of them; nothing for text that is not that JSON)."""
+    try:
+        config = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(config, dict):
+        return {}
+    found: dict[str, Any] = {}
+    timeout = config.get("timeoutInSeconds")
+    if isinstance(timeout, str) and timeout.strip().isdigit():
+        timeout = int(timeout)
+    if isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0:
+        found["timeout_seconds"] = timeout
+    going_on = config.get("continueBackupOnFailure")
+    if isinstance(going_on, str) and going_on.lower() in ("true", "false"):
+        going_on = going_on.lower() == "true"
+    if isinstance(going_on, bool):
+        found["continue_on_failure"] = going_on
+    return found
+
+
 def power_from(power_state: str | None, answers: bool) -> str | None:
     """The case's ``power``: a guest that does not answer while the platform shows it
     stopped was shut down inside; while the platform still shows it running, the platform
@@ -379,6 +415,10 @@ def read_guest_output(text: str, found: OtherEvidence) -> None:
     if memory is not None:
         found.vm_fields["load.memory_free_mib"] = memory[0]
         found.evidence["vms[0].load.memory_free_mib"] = f"{FREE_SOURCE}: {memory[1]}"
+    for key, value in script_settings(parts.get(SCRIPT_CONFIG, "")).items():
+        found.vm_fields[f"prepost_script.{key}"] = value
+        name = SCRIPT_KEYS[key]
+        found.evidence[f"vms[0].prepost_script.{key}"] = f"{SCRIPT_SOURCE}: {name} {value}"
     proxy = system_proxy(parts.get("/etc/environment", ""))
     if proxy is not None:
         found.vm_fields["proxy"] = {"http": proxy, "where": "system"}

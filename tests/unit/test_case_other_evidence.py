@@ -25,6 +25,7 @@ from lab.cases.other_evidence import (
     policy_of,
     power_from,
     read_guest_output,
+    script_settings,
     sections,
     system_proxy,
 )
@@ -49,11 +50,14 @@ Swap:              0           0           0
 FREE_ROOMY = FREE.replace("990          10", "200         700").replace("    18", "   800")
 
 
-def _pasted(top: str, free: str, limit: str = "max", current: str = "", env: str = "") -> str:
+def _pasted(
+    top: str, free: str, limit: str = "max", current: str = "", env: str = "", script: str = ""
+) -> str:
     return (
         f"### top -bn1\n{top}### nproc\n2\n### cpu.max\n100000 100000\n### free -m\n{free}"
         f"### memory.max\n{limit}\n### memory.current\n{current}\n"
         f"### memory.stat\ninactive_file 0\n### /etc/environment\n{env}\n"
+        f"### /etc/azure/VMSnapshotScriptPluginConfig.json\n{script}\n"
     )
 
 
@@ -122,6 +126,28 @@ def test_memory_free_from_the_vms_limit_and_working_set() -> None:
 )
 def test_system_proxy(text: str, proxy: str | None) -> None:
     assert system_proxy(text) == proxy
+
+
+@pytest.mark.parametrize(
+    ("text", "settings"),
+    [
+        (
+            '{"pluginName": "ScriptRunner", "timeoutInSeconds": 3600, '
+            '"continueBackupOnFailure": false}',
+            {"timeout_seconds": 3600, "continue_on_failure": False},
+        ),
+        (
+            '{"timeoutInSeconds": "60", "continueBackupOnFailure": "True"}',
+            {"timeout_seconds": 60, "continue_on_failure": True},
+        ),
+        ('{"timeoutInSeconds": 0, "continueBackupOnFailure": 1}', {}),
+        ("", {}),
+        ("[1, 2]", {}),
+        ("cat: permission denied", {}),
+    ],
+)
+def test_script_settings(text: str, settings: dict[str, Any]) -> None:
+    assert script_settings(text) == settings
 
 
 @pytest.mark.parametrize(
@@ -217,6 +243,24 @@ def test_guest_output_and_platform_facts_join_the_case_with_their_sources() -> N
     case = parse_case(yaml.safe_dump(document))
     assert case.backup.policy is not None and case.backup.policy.vms == ["vm2", "vm1"]
     assert case.nsg.rules[0].destination == "*"
+
+
+def test_script_settings_join_the_imported_hanging_script() -> None:
+    found = OtherEvidence()
+    config = '{"timeoutInSeconds": 3600, "continueBackupOnFailure": false}'
+    read_guest_output(_pasted(TOP_QUIET, FREE_ROOMY, script=config), found)
+    document = found.apply(_case(prepost_script={"hangs": True}))
+    assert document["vms"][0]["prepost_script"] == {
+        "hangs": True,
+        "timeout_seconds": 3600,
+        "continue_on_failure": False,
+    }
+    assert document["evidence"]["vms[0].prepost_script.continue_on_failure"] == (
+        "guest: sudo cat /etc/azure/VMSnapshotScriptPluginConfig.json: "
+        "continueBackupOnFailure False"
+    )
+    case = parse_case(yaml.safe_dump(document))
+    assert case.vms[0].prepost_script.continue_on_failure is False
 
 
 def test_a_quiet_guest_adds_nothing_and_the_agents_own_proxy_is_kept() -> None:
