@@ -16,8 +16,9 @@ What a support engineer does with a customer's case, proved for a catalog scenar
    run named — rather than guess or name another;
 4. ``other-evidence``: what the engineer asks the customer for, read from the scenario's
    lab before it is removed (:mod:`lab.cases.other_evidence`): the NSG's rules, the
-   policy and the VMs on it, ``top``/``free`` from the guest's shell, the power state and
-   whether the guest answers. Never the scenario file or the fault that broke the lab;
+   policy and the VMs on it, ``top``/``free``, ``/etc/environment`` and the script
+   plugin's configuration from the guest's shell, the power state and whether the guest
+   answers. Never the scenario file or the fault that broke the lab;
 5. ``import-case``: ``case import`` (redaction on, as an engineer shares it) turns the
    bundle into a case file; the customer's symptom (the failed job's code and message) is
    written into it as the engineer would copy it from the ticket, and the other evidence
