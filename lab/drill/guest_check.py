@@ -15,6 +15,9 @@ host, in ``drill.json``).
 
 from __future__ import annotations
 
+import io
+import tarfile
+import time
 from pathlib import Path
 
 import docker
@@ -54,12 +57,22 @@ _TAKE = f"if [ -f {REQUEST} ]; then rm -f {REQUEST}; echo requested; fi"
 
 def install(client: docker.DockerClient, lab: str, vm: str) -> None:
     """Put ``check-my-solution`` in the trainee's guest, runnable without sudo: its
-    folder is writable by every user (the trainee logs in as the VM's admin)."""
+    folder is writable by every user (the trainee logs in as the VM's admin).
+
+    Written as an archive, not with a command in the guest, so it works on a guest that
+    is shut down too (guest-shutdown's): the files are there when it starts again.
+    """
     container = labs.guest_container(client, lab, vm)
     put_file(container, COMMAND_PATH, SCRIPT.encode(), 0o755)
-    code, output = container.exec_run(["sh", "-c", f"mkdir -p {FOLDER} && chmod 0777 {FOLDER}"])
-    if code != 0:
-        raise ProvisionFailed(f"{container.name}: cannot make {FOLDER}: {output!r}")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = tarfile.TarInfo(FOLDER.lstrip("/"))
+        folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o777, int(time.time())
+        tar.addfile(folder)
+    try:
+        container.client.api.put_archive(container.id, "/", buffer.getvalue())
+    except APIError as exc:
+        raise ProvisionFailed(f"{container.name}: cannot make {FOLDER}: {exc}") from exc
 
 
 def take_request(client: docker.DockerClient, lab: str, vm: str) -> bool:
