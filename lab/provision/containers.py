@@ -189,11 +189,13 @@ def create_guest(client: docker.DockerClient, lab: str, guest: GuestEntry, image
             # for a halt and SIGHUP for a reboot, so the host tells them apart
             # (lab.platform.host_power). Docker's seccomp profile still refuses kexec.
             # NET_ADMIN: dhclient and the guest's own iptables. The rest is Docker's default
-            # set less MKNOD: nothing in a guest makes device nodes (systemd's
-            # PrivateDevices= bind-mounts them instead); each capability's use is listed in
-            # tests/integration/test_drill_leaks.py, which checks PID 1 holds exactly those.
+            # set less MKNOD (nothing in a guest makes device nodes; systemd's
+            # PrivateDevices= bind-mounts them instead) and SETFCAP (nothing sets file
+            # capabilities; a package's postinst falls back to setuid); each capability's
+            # use is listed in tests/integration/test_drill_leaks.py, which checks PID 1
+            # holds exactly those.
             "cap_add": ["NET_ADMIN", "NET_RAW", "SYS_BOOT"],
-            "cap_drop": ["MKNOD"],
+            "cap_drop": ["MKNOD", "SETFCAP"],
             "tmpfs": SYSTEMD_TMPFS,
             "cgroupns": "private",
             "nano_cpus": int(guest.cpus * 1e9),

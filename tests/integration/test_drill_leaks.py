@@ -57,9 +57,12 @@ CONNECT_SECONDS = 3.0
 FABRIC_DETAIL = re.compile(r"queued|snapshot slots|host's 4", re.IGNORECASE)
 
 # Capabilities a guest's PID 1 holds (CapEff), each with what needs it: Docker's default
-# set less MKNOD, plus three (create_guest). CAP_MKNOD went: nothing in a guest makes
-# device nodes (systemd's PrivateDevices= falls back to bind mounts); guest-shutdown,
-# dhcp-disabled, stale-agent and guest-shutdown@guest=netplan passed without it.
+# set less MKNOD and SETFCAP, plus NET_ADMIN and SYS_BOOT (create_guest). CAP_MKNOD went:
+# nothing in a guest makes device nodes (systemd's PrivateDevices= falls back to bind
+# mounts); guest-shutdown, dhcp-disabled, stale-agent and guest-shutdown@guest=netplan
+# passed without it. CAP_SETFCAP went: nothing sets file capabilities (a postinst falls
+# back to setuid); stale-agent, extension-update-failed and broken-extension passed
+# without it (and without MKNOD).
 GUEST_CAPABILITIES = {
     "CAP_CHOWN": "systemd, dpkg and the agent set owners",
     "CAP_DAC_OVERRIDE": "root's usual file access (systemd, the agent)",
@@ -73,13 +76,12 @@ GUEST_CAPABILITIES = {
     "CAP_NET_RAW": "dhclient's raw DHCP socket, ping",
     "CAP_SYS_CHROOT": "sshd's privilege separation, systemd's RootDirectory=",
     "CAP_AUDIT_WRITE": "sshd, sudo and PAM write login audit records",
-    "CAP_SETFCAP": "dpkg installs file capabilities (apt in runbooks, the stale agent)",
     "CAP_NET_ADMIN": "dhclient, the guest's own iptables (scenarios' and runbooks')",
     "CAP_SYS_BOOT": "poweroff/reboot inside the guest (guest-shutdown)",
 }
-NEVER = ("CAP_MKNOD", "CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO",
-         "CAP_DAC_READ_SEARCH", "CAP_SYS_NICE", "CAP_SYS_TIME", "CAP_BPF", "CAP_PERFMON",
-         "CAP_SYSLOG", "CAP_MAC_ADMIN", "CAP_AUDIT_CONTROL")  # fmt: skip
+NEVER = ("CAP_MKNOD", "CAP_SETFCAP", "CAP_SYS_ADMIN", "CAP_SYS_MODULE", "CAP_SYS_PTRACE",
+         "CAP_SYS_RAWIO", "CAP_DAC_READ_SEARCH", "CAP_SYS_NICE", "CAP_SYS_TIME", "CAP_BPF",
+         "CAP_PERFMON", "CAP_SYSLOG", "CAP_MAC_ADMIN", "CAP_AUDIT_CONTROL")  # fmt: skip
 # capability numbers (linux/capability.h), for decoding CapEff
 CAP_NUMBERS = {
     "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
