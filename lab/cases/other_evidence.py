@@ -11,7 +11,8 @@ give it (never from a scenario file or the fault that broke the lab):
   gives them (``azure-mgmt-network``);
 - ``backup.policy`` and the other VMs on it: ``az backup item list`` /
   ``az backup policy show`` (``azure-mgmt-recoveryservicesbackup``), each other VM's agent
-  version from its compute instance view (``az vm get-instance-view``);
+  version from its compute instance view (``az vm get-instance-view``), the VMs whose
+  last scheduled job completed (``az backup job list``) listed first;
 - ``load``: ``top -bn1`` and ``free -m`` pasted from the guest's shell (over the lab's
   SSH), judged with the in-guest load check's own limits;
 - ``power``: the instance view's power state, and whether the guest answers at all;
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 NSG_SOURCE = "platform: az network nsg rule list"
 ITEMS_SOURCE = "platform: az backup item list"
 POLICY_SOURCE = "platform: az backup policy show"
+JOBS_SOURCE = "platform: az backup job list"
 INSTANCE_SOURCE = "platform: az vm get-instance-view"
 TOP_SOURCE = "guest: top -bn1"
 FREE_SOURCE = "guest: free -m"
@@ -169,6 +171,22 @@ def policy_of(vm: str, policies: dict[str, Any]) -> dict[str, Any] | None:
         if vm in members and policy.get("schedule_run_time"):
             return {"name": policy["name"], "time": policy["schedule_run_time"], "vms": members}
     return None
+
+
+def queue_order(members: list[str], jobs: list[dict[str, Any]]) -> tuple[list[str], str]:
+    """The policy's VMs, those whose last scheduled job completed first (``az backup job
+    list``): when one run starts more VMs than the host has snapshot slots, the VMs that
+    got a slot are the ones whose jobs went through, so in the case they join the policy
+    (and the host's queue) first. Otherwise the order stays. Also a line of what the job
+    list showed."""
+    last: dict[str, str] = {}
+    for job in jobs:  # newest first
+        if job.get("trigger") == "Scheduled" and job.get("vm") in members:
+            last.setdefault(str(job["vm"]), str(job.get("status")))
+    through = [m for m in members if last.get(m) == "Completed"]
+    order = through + [m for m in members if m not in through]
+    seen = ", ".join(f"{m} {last[m]}" for m in members if m in last)
+    return order, seen
 
 
 def sections(text: str) -> dict[str, str]:
@@ -348,13 +366,17 @@ def _policy(
 ) -> None:
     from lab.provision.vault import LabVault
 
-    policy = policy_of(vm, LabVault.of(client, roster.lab).policies())
+    vault = LabVault.of(client, roster.lab)
+    policy = policy_of(vm, vault.policies())
     if policy is None:
         return
+    order, seen = queue_order(policy["vms"], vault.jobs())
+    policy["vms"] = order
     found.policy = policy
     found.evidence["backup.policy"] = (
         f"{POLICY_SOURCE}: {policy['name']} daily at {policy['time']} UTC; "
         f"{ITEMS_SOURCE}: {', '.join(policy['vms'])}"
+        + (f"; {JOBS_SOURCE} (last scheduled run): {seen}" if seen else "")
     )
     lab_agents = {g.name: g.agent_version for g in roster.guests}
     for name in policy["vms"]:

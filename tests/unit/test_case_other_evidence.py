@@ -24,6 +24,7 @@ from lab.cases.other_evidence import (
     nsg_rules_from,
     policy_of,
     power_from,
+    queue_order,
     read_guest_output,
     script_settings,
     sections,
@@ -206,6 +207,21 @@ def test_policy_of_the_vm_with_its_members() -> None:
         "vms": ["vm2", "vm1"],
     }
     assert policy_of("vm3", policies) is None
+
+
+def test_queue_order_puts_the_vms_whose_scheduled_jobs_completed_first() -> None:
+    jobs = [  # newest first, as az backup job list gives them
+        {"vm": "vm3", "status": "Failed", "trigger": "Scheduled"},
+        {"vm": "vm2", "status": "Completed", "trigger": "Scheduled"},
+        {"vm": "vm1", "status": "Failed", "trigger": "Scheduled"},
+        {"vm": "vm4", "status": "Completed", "trigger": "Scheduled"},
+        {"vm": "vm1", "status": "Completed", "trigger": "OnDemand"},
+        {"vm": "vm3", "status": "Completed", "trigger": "Scheduled"},  # an older run
+    ]
+    order, seen = queue_order(["vm1", "vm2", "vm3", "vm4", "vm5"], jobs)
+    assert order == ["vm2", "vm4", "vm1", "vm3", "vm5"]
+    assert seen == "vm1 Failed, vm2 Completed, vm3 Failed, vm4 Completed"
+    assert queue_order(["vm1", "vm2"], []) == (["vm1", "vm2"], "")
 
 
 def _case(**vm: Any) -> dict[str, Any]:
