@@ -14,8 +14,13 @@ One ``snaplab run`` (``--parallel`` from ``SNAPLAB_CATALOG_PARALLEL``, default 3
 - every scenario ``round-trip`` (issue 11): its broken VM's log bundle diagnosed (its
   cause named, or left undecided among the candidates when only the platform shows it),
   imported as a case with the customer's other evidence, and a lab built from that case
-  alone fails with the scenario's job error.
+  alone fails with the scenario's job error;
+- every scenario ``drill`` (issue 10): a one-trainee drill whose ``drill check`` says not
+  yet, the runbook applied over the trainee's own SSH and scoped credentials only, then
+  ``drill check`` says fixed.
 
+Items run in the order given, so the scenarios whose items wait longest (a policy's next
+scheduled run is an Azure day away) are listed first and never start last.
 The run's journal and JUnit land in reports/ for CI; each test below reads one record.
 """
 
@@ -39,12 +44,16 @@ pytestmark = pytest.mark.integration
 
 PREFIX = f"ct{os.getpid() % 100000}"
 REPORTS = Path(__file__).resolve().parents[2] / "reports"
-PARALLEL = os.environ.get("SNAPLAB_CATALOG_PARALLEL", "3")
+PARALLEL = os.environ.get("SNAPLAB_CATALOG_PARALLEL", "4")
 SCALE = "scale=60"
 SCALED = ("agent-stopped", "blocked-egress", "cpu-saturation", "prescript-hang")
 CATALOG = load_scenarios()
 IDS = [s.id for s in CATALOG]
 WITH_AGENTS = [s for s in CATALOG if s.spec.agent_variants]
+# Items of these wait for scheduled runs (an Azure day each): they start first.
+SLOWEST = ("schedule-storm",)
+ORDERED = [*SLOWEST, *(i for i in IDS if i not in SLOWEST)]
+VARIANTS = ("catalog", "without-fix", "round-trip", "drill")
 AGENT_ITEMS = [f"{s.id}@agent={v.agent}" for s in WITH_AGENTS for v in s.spec.agent_variants]
 
 
@@ -68,18 +77,15 @@ def catalog_journal(docker_client: docker.DockerClient) -> dict[str, Any]:
         *AGENT_ITEMS,
         *(f"{i}@{SCALE}" for i in SCALED),
         *(f"{i}@round-trip" for i in IDS),
+        *(f"{i}@drill" for i in IDS),
     ]
     try:
         result = CliRunner().invoke(
             run,
             [
+                *ORDERED,
                 *_items(),
-                "--variant",
-                "catalog",
-                "--variant",
-                "without-fix",
-                "--variant",
-                "round-trip",
+                *(option for variant in VARIANTS for option in ("--variant", variant)),
                 "--parallel",
                 PARALLEL,
                 "--lab-prefix",
@@ -193,3 +199,14 @@ def test_the_round_trip_rebuilds_the_failure_from_the_bundle(
     assert case_job["job_id"] != jobs["backup-fails"]["job_id"]
     assert case_job["status"] == "Failed", case_job
     assert case_job["error_code"] == jobs["backup-fails"]["error_code"], case_job
+
+
+@pytest.mark.parametrize("scenario_id", IDS)
+def test_a_trainee_fixes_the_drill_with_their_own_access(
+    catalog_journal: dict[str, Any], scenario_id: str
+) -> None:
+    record = _record(catalog_journal, f"{scenario_id}@drill")
+    assert record["status"] == "passed", _why(record)
+    phases = {p["name"]: p for p in record["phases"]}
+    assert phases["drill-check-not-fixed"]["status"] == "passed", phases
+    assert phases["drill-check-fixed"]["status"] == "passed", phases
