@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -24,11 +23,9 @@ import lab
 from lab.errors import BadInput
 from lab.runbook import Step, parse_runbook
 from lab.scenario_schema import PATTERN_MEANING, Expect, ScenarioFile
-from lab.yaml_input import UniqueKeyLoader as _UniqueKeyLoader
 from lab.yaml_input import dotted as _dotted
-from lab.yaml_input import kind as _kind
 from lab.yaml_input import line_of as _line_of
-from lab.yaml_input import plain_error
+from lab.yaml_input import parse_mapping, plain_error
 from lab.yaml_input import show as _show
 
 SCENARIO_FILE = "scenario.yaml"
@@ -191,20 +188,7 @@ def _check_steps(steps: Sequence[Step], spec: ScenarioFile, runbook: Path) -> No
 
 
 def _parse_yaml(text: str, path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "not valid YAML"
-        raise BadInput(f"{_show(path)}:{where}: YAML syntax error: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{_show(path)}: YAML syntax error: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BadInput(
-            f"{_show(path)}: expected a mapping of fields (id, title, ...), got {_kind(raw)}"
-        )
-    return raw
+    return parse_mapping(text, _show(path), "id, title")
 
 
 def _plain(error: ErrorDetails) -> str:

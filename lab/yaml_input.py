@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
+from lab.errors import BadInput
+
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML keeps the last of two equal keys; a file people write must not hide one."""
@@ -149,3 +151,20 @@ def allowed_fields(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[st
         if model is None:
             return []
     return list(model.model_fields) if model is not None else []
+
+
+def parse_mapping(text: str, where: str, fields: str) -> dict[str, Any]:
+    """A YAML file people write, read as the mapping of fields it must be; ``where`` names
+    the file and ``fields`` the first fields it expects (for the error line)."""
+    try:
+        raw = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise BadInput(f"{where}:{at}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise BadInput(f"{where}: YAML syntax error: {exc}") from None
+    if not isinstance(raw, dict):
+        raise BadInput(f"{where}: expected a mapping of fields ({fields}, ...), got {kind(raw)}")
+    return raw

@@ -496,14 +496,9 @@ def storage_reachable(view: BundleView) -> Found:
     failed for want of a network (``...SnapshotFailedNoNetwork``). Any other status says
     nothing about the path, so the check does not observe it."""
     check = "guest.storage_reachable"
-    versions = view.handler_versions()
-    if not versions:
-        return _unobserved(check, f"the bundle holds no {HANDLER} status files")
-    version = _current(view, versions)
-    statuses = view.bundle.glob(view.handler_file(version, "status/*.status"))
-    if not statuses:
-        return _unobserved(check, f"{HANDLER}-{version}: no status file in the bundle")
-    newest = max(statuses, key=lambda n: view.bundle.mtime(n) or datetime.min)
+    newest = _newest_status(view)
+    if isinstance(newest, _Missing):
+        return _unobserved(check, newest.why)
     text = view.bundle.read_text(newest) or ""
     status = parse_status(text)
     record = Record(newest, 1, one_line(text, 300))
@@ -550,14 +545,9 @@ def prepost_scripts(view: BundleView) -> Found:
     """A pre/post script or plugin-host timeout in the newest status file (the script
     configuration in /etc/azure is not in a bundle, and neither is a script running now)."""
     check = "guest.prepost_scripts"
-    versions = view.handler_versions()
-    if not versions:
-        return _unobserved(check, f"the bundle holds no {HANDLER} status files")
-    version = _current(view, versions)
-    statuses = view.bundle.glob(view.handler_file(version, "status/*.status"))
-    if not statuses:
-        return _unobserved(check, f"{HANDLER}-{version}: no status file in the bundle")
-    newest = max(statuses, key=lambda n: view.bundle.mtime(n) or datetime.min)
+    newest = _newest_status(view)
+    if isinstance(newest, _Missing):
+        return _unobserved(check, newest.why)
     text = view.bundle.read_text(newest)
     timed_out = script_timeout_in(newest.rsplit("/", 1)[-1], text)
     record = Record(newest, 1, one_line(text or "", 300))
@@ -612,3 +602,21 @@ def run_bundle_checks(bundle: Bundle) -> dict[str, Found]:
         except Exception as exc:  # the boundary: one bad file must not hide the rest
             found[check.id] = _unobserved(check.id, f"{type(exc).__name__}: {exc}")
     return found
+
+
+@dataclass(frozen=True)
+class _Missing:
+    why: str
+
+
+def _newest_status(view: BundleView) -> str | _Missing:
+    """The newest status file of the handler version the goal state asks for, or why the
+    bundle has none."""
+    versions = view.handler_versions()
+    if not versions:
+        return _Missing(f"the bundle holds no {HANDLER} status files")
+    version = _current(view, versions)
+    statuses = view.bundle.glob(view.handler_file(version, "status/*.status"))
+    if not statuses:
+        return _Missing(f"{HANDLER}-{version}: no status file in the bundle")
+    return max(statuses, key=lambda n: view.bundle.mtime(n) or datetime.min)

@@ -24,8 +24,7 @@ from pydantic_core import ErrorDetails
 
 from lab.cases.model import PATTERN_MEANING, Case, CaseVm
 from lab.errors import BadInput
-from lab.yaml_input import UniqueKeyLoader, dotted, line_of, plain_error, show
-from lab.yaml_input import kind as kind_of
+from lab.yaml_input import dotted, line_of, parse_mapping, plain_error, show
 
 # The agents the lab's crash mechanism (stale-agent's: a unit without a restart policy,
 # SIGKILL) applies to: below Azure's minimum supported 2.2.53.1.
@@ -168,20 +167,7 @@ def _sorted_maps(value: Any, key: str = "") -> Any:
 
 
 def _parse_yaml(text: str, where: str) -> dict[str, Any]:
-    try:
-        raw = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "not valid YAML"
-        raise BadInput(f"{where}:{at}: YAML syntax error: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{where}: YAML syntax error: {exc}") from None
-    if not isinstance(raw, dict):
-        raise BadInput(
-            f"{where}: expected a mapping of fields (format, name, vms, ...), got {kind_of(raw)}"
-        )
-    return raw
+    return parse_mapping(text, where, "format, name, vms")
 
 
 def _line(text: str, loc: tuple[str | int, ...]) -> str:
