@@ -25,6 +25,7 @@ from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.images import AGENT_FLAVORS
 from lab.provision.spec import VmSpec, lab_spec
+from tests import engine2 as second_engine
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +98,13 @@ def second_lab(docker_client: docker.DockerClient) -> Iterator[RunningLab]:
         yield running
     finally:
         labs.down(docker_client, running.name)
+
+
+@pytest.fixture(scope="session")
+def engine2(docker_client: docker.DockerClient) -> Iterator[second_engine.Engine2]:
+    """A second Docker engine on this machine (``.url``, ``.client``): its own socket,
+    data root and exec root; stopped, with every container and network it held removed,
+    when the session ends. See tests/engine2.py for what it does to the first engine's
+    firewall rules and why."""
+    with second_engine.running(docker_client) as running:
+        yield running
