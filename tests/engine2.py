@@ -15,8 +15,16 @@ networks only, so the first engine's internal-network isolation rules vanished;
 engine keeps ``--iptables`` on — its own lab networks get Docker's isolation rules just
 as on the first engine — and :func:`start` saves the owned chains before the daemon
 starts and puts the first engine's rules back once it answers (:mod:`tests.docker_chains`).
-In the seconds between, snaplab's ``DOCKER-USER`` edge rules
-(:mod:`lab.provision.guest_reach`) still keep every lab's traffic inside its bridge.
+In the second or so between (the daemon answered 0.5-0.6 s after its start here),
+snaplab's ``DOCKER-USER`` edge rules (:mod:`lab.provision.guest_reach`) still keep every
+lab's traffic inside its bridge. A network the first engine creates in that gap can lose
+its isolation rules for good; the tests start the second engine while no lab is being
+created by them.
+
+The kernel's routes are shared too: the second engine accepts a lab subnet the first
+one already uses (both bridges then hold the same gateway address and the host's route
+goes to the first), so labs on one machine must take their /24s from one plan across
+engines.
 """
 
 from __future__ import annotations
