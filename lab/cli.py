@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
+import docker
 from rich.console import Console
 
 from lab import signals
@@ -29,9 +30,9 @@ from lab.cli_run import inject, run
 from lab.cli_scenario import scenario
 from lab.cli_ssh import ssh
 from lab.drill import browser
-from lab.errors import SnaplabError
+from lab.errors import EngineUnavailable, SnaplabError
 from lab.extension.protocol import HANDLER_NAME
-from lab.provision import engine, images
+from lab.provision import engine, engines, images
 from lab.provision import lab as labs
 from lab.provision.fabric_client import FabricClient
 from lab.provision.guest_variants import GUEST_VARIANTS
@@ -201,10 +202,46 @@ def down(lab_name: str | None, everything: bool, missing_ok: bool) -> None:
     if missing_ok and not lab_name:
         raise click.UsageError("--missing-ok needs a LAB")
     client = engine.connect()
+    if everything:
+        click.echo(f"removed {_sweep_engines(client)} object(s) of every lab")
+        return
+    if lab_name is not None and not missing_ok:
+        client = _engine_holding(client, lab_name)
     # --missing-ok: removal by label anyway, which finds nothing when the lab is gone.
-    target = None if everything else lab_name if missing_ok else labs.resolve_lab(client, lab_name)
+    target = lab_name if missing_ok else labs.resolve_lab(client, lab_name)
     removed = labs.down(client, target)
-    click.echo(f"removed {removed} object(s) of {'every lab' if target is None else target}")
+    click.echo(f"removed {removed} object(s) of {target}")
+
+
+def _sweep_engines(default: docker.DockerClient) -> int:
+    """Every lab object on the usual engine and on every other engine labs were placed on
+    (one that does not answer now is named, and remembered for the next sweep)."""
+    removed = 0
+    unreachable = []
+    for placed in engines.known():
+        try:
+            client = default if placed.is_default else engines.connect(placed)
+        except EngineUnavailable as exc:
+            click.echo(f"skipped: {exc}", err=True)
+            unreachable.append(placed)
+            continue
+        removed += labs.down(client, None)
+    engines.remember(unreachable)
+    return removed
+
+
+def _engine_holding(default: docker.DockerClient, lab: str) -> docker.DockerClient:
+    """The engine ``lab`` is on: the usual one, else another engine labs were placed on."""
+    if lab in labs.lab_names(default):
+        return default
+    for placed in engines.known()[1:]:
+        try:
+            client = engines.connect(placed)
+        except EngineUnavailable:
+            continue
+        if lab in labs.lab_names(client):
+            return client
+    return default
 
 
 @cli.command()

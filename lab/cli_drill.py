@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from lab.cli_engines import engine_option
 from lab.drill import board, capacity, plan, watch
 from lab.drill.check import run_check
 from lab.drill.end import end_drill
@@ -31,7 +32,7 @@ from lab.drill.state import (
     locked,
     resolve_drill,
 )
-from lab.provision import engine
+from lab.provision import engine, engines
 from lab.scenario import load_scenarios, scenario_ids
 
 console = Console(stderr=True, log_path=False)
@@ -115,6 +116,7 @@ def drill() -> None:
     "--time-limit", default="45m", show_default=True, help="Time limit (45m, 1h30m, 90s)."
 )
 @click.option("--name", default=None, help="Drill name (default drill-MMDD-HHMM).")
+@engine_option
 def drill_start(
     count: int,
     scenarios: tuple[str, ...],
@@ -122,25 +124,28 @@ def drill_start(
     seed: int | None,
     time_limit: str,
     name: str | None,
+    engine_names: tuple[str, ...],
 ) -> None:
     """Bring up one broken lab per trainee and write the rosters."""
     drill_name = check_name(name or plan.default_name(datetime.now(UTC)))
     limit = plan.parse_duration(time_limit)
     draw = seed if seed is not None else int(time.time()) % 100_000
     ids = plan.assign(count, scenario_ids(), scenarios, random_count, draw)
+    placed_on = engines.resolve_all(engine_names)
     loaded = {s.id: s for s in load_scenarios(sorted(set(ids)))}
     need = capacity.check_fits([loaded[i] for i in ids])
     seats = plan.seats(drill_name, ids)
     progress = TraineeProgress([s.trainee for s in seats])
     console.print(
         f"drill {drill_name}: {count} trainee(s), ~{capacity.gib(need)} of memory, "
-        f"{capacity.start_workers(count)} lab(s) starting at once",
+        f"{capacity.start_workers(count)} lab(s) starting at once"
+        + (f", on {len(placed_on)} engines" if len(placed_on) > 1 else ""),
         markup=False,
         highlight=False,
     )
     client = engine.ensure_engine(lambda step: console.print(step, markup=False))
     engine.raise_inotify_limit()
-    request = StartRequest(drill_name, seats, loaded, limit, draw)
+    request = StartRequest(drill_name, seats, loaded, limit, draw, placed_on)
     began = time.monotonic()
     with progress.shown():
         state = start_drill(client, request, progress)

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from lab import signals
 from lab.azcli import install as az_install
+from lab.cli_engines import engine_option, run_drivers
 from lab.errors import BadInput
 from lab.faults import fault_by_id
 from lab.journal import Journal, PhaseRecord, ScenarioRecord
@@ -31,7 +32,6 @@ from lab.provision import engine
 from lab.runner import (
     DEFAULT_LAB_PREFIX,
     KEEP_CHOICES,
-    DockerDrivers,
     Keep,
     RunItem,
     RunOptions,
@@ -158,6 +158,7 @@ class RunProgress:
     show_default=True,
     help="Labs are named <prefix>-<scenario id> (a variant's: shortened, with a hash).",
 )
+@engine_option
 def run(
     scenario_ids: tuple[str, ...],
     variants: tuple[str, ...],
@@ -166,6 +167,7 @@ def run(
     keep: Keep,
     parallel: int,
     lab_prefix: str,
+    engine_names: tuple[str, ...],
 ) -> None:
     """Run scenarios (default: the whole catalog) through their lifecycle, one lab each.
 
@@ -184,7 +186,7 @@ def run(
     client = engine.ensure_engine(_log)
     engine.raise_inotify_limit()
     options = RunOptions(keep=keep, parallel=parallel, lab_prefix=lab_prefix)
-    drivers = DockerDrivers(client, _log)
+    drivers = run_drivers(client, engine_names, _log)
     with RunProgress(console, items, lab_prefix) as progress:
         journal = run_catalog(items, drivers, options, progress.observe)
     document = journal.to_dict()

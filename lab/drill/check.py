@@ -21,6 +21,7 @@ from typing import Any
 
 import docker
 
+from lab.drill import engines as drill_engines
 from lab.drill.start import symptom_limit
 from lab.drill.state import locked, parse_iso
 from lab.errors import BadInput
@@ -46,6 +47,8 @@ class CheckResult:
     error_message: str = ""
     seconds: float = 0.0
     elapsed_s: float | None = None
+    # For the trainer's and the runner's eyes only; line() never shows it.
+    causes_left: tuple[str, ...] = ()
 
     def line(self) -> str:
         """What the trainee reads: fixed or not yet, never the cause."""
@@ -117,6 +120,7 @@ def run_check(
         if state.frozen_at is not None:
             trainee.record("check", late=True)
             return CheckResult(trainee_id, trainee.attempts, fixed=False, late=True)
+    client = drill_engines.client_for(client, trainee)
     drivers = drivers or DockerDrivers(client)
     scenario = load_scenario(trainee.scenario)
     roster = labs.roster_of(client, trainee.lab)
@@ -157,4 +161,5 @@ def run_check(
         error_message=str(job.get("error_message") or ""),
         seconds=seconds,
         elapsed_s=elapsed,
+        causes_left=tuple(causes),
     )

@@ -22,6 +22,7 @@ from typing import Any
 import docker
 
 from lab import signals
+from lab.drill import engines as drill_engines
 from lab.drill.state import DrillState, drill_dir, locked, now_iso
 from lab.errors import SnaplabError
 from lab.provision import lab as labs
@@ -81,8 +82,9 @@ def collect_all(
         return commands
     for trainee in state.trainees:
         try:
-            roster = labs.roster_of(client, trainee.lab)
-            commands[trainee.id] = list(history.collect_commands(client, roster, trainee.vm))
+            on_engine = drill_engines.client_for(client, trainee)
+            roster = labs.roster_of(on_engine, trainee.lab)
+            commands[trainee.id] = list(history.collect_commands(on_engine, roster, trainee.vm))
         except SnaplabError as exc:
             warnings.append(f"{trainee.id}: commands not collected: {exc}")
     return commands
@@ -113,12 +115,17 @@ def write_debrief(
     return files
 
 
-def drill_labs(client: docker.DockerClient, state: DrillState) -> list[str]:
-    """The drill's labs, and any other lab named after it (a reset's leftovers)."""
-    named = {t.lab for t in state.trainees}
+def drill_labs(client: docker.DockerClient, state: DrillState) -> dict[str, list[str]]:
+    """The drill's labs by engine URL ("" = ``client``'s), with any other lab named after
+    it on those engines (a reset's leftovers)."""
+    by_engine: dict[str, set[str]] = {}
+    for trainee in state.trainees:
+        by_engine.setdefault(trainee.engine, set()).add(trainee.lab)
     prefix = f"{state.name}-t"
-    named.update(lab for lab in labs.lab_names(client) if lab.startswith(prefix))
-    return sorted(named)
+    for url, named in by_engine.items():
+        on_engine = drill_engines.client_on(client, url)
+        named.update(lab for lab in labs.lab_names(on_engine) if lab.startswith(prefix))
+    return {url: sorted(named) for url, named in sorted(by_engine.items())}
 
 
 def end_drill(
@@ -135,10 +142,15 @@ def end_drill(
     warnings: list[str] = []
     commands = collect_all(client, final, warnings)
     files = write_debrief(final, commands, out_dir)
-    removed = drill_labs(client, final)
+    placed = drill_labs(client, final)
+    removed = sorted(lab for named in placed.values() for lab in named)
     with signals.shielded("removing the drill's labs"):
-        for lab in removed:
-            drivers.down(lab)
+        for url, named in placed.items():
+            engine_drivers = (
+                drivers if not url else DockerDrivers(drill_engines.client_on(client, url))
+            )
+            for lab in named:
+                engine_drivers.down(lab)
         shutil.rmtree(drill_dir(name), ignore_errors=True)
     reveals = [Reveal(t.id, t.scenario, t.fixed_at, _title(t.scenario)) for t in final.trainees]
     return EndResult(name, reveals, files, removed, warnings)

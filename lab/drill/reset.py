@@ -15,6 +15,7 @@ from collections.abc import Callable
 import docker
 
 from lab import signals
+from lab.drill import engines as drill_engines
 from lab.drill.plan import Seat
 from lab.drill.start import DrillFailed, bring_up
 from lab.drill.state import Trainee, load, locked
@@ -35,13 +36,16 @@ def reset_trainee(
         raise BadInput(f"drill {name!r} has ended")
     old = state.trainee(trainee_id)
     scenario = load_scenario(old.scenario)
+    client = drill_engines.client_for(client, old)
     drivers = drivers or DockerDrivers(client, report)
     seat = Seat(old.id, old.lab, old.scenario)
     report(f"removing lab {old.lab}")
     drivers.down(old.lab)
     try:
         drivers.prepare(scenario.spec.vms)
-        fresh = bring_up(client, drivers, name, seat, scenario, report, threading.Event())
+        fresh = bring_up(
+            client, drivers, name, seat, scenario, report, threading.Event(), old.engine
+        )
     except BaseException as exc:
         with signals.shielded("removing the trainee's lab"):
             drivers.down(old.lab)

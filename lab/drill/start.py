@@ -36,7 +36,9 @@ from lab.drill.state import (
 from lab.errors import BadInput, SnaplabError
 from lab.platform.roster import Roster
 from lab.platform.timescale import DEFAULT_TIME_SCALE, time_scale
+from lab.provision import engines
 from lab.provision import lab as labs
+from lab.provision.engines import Engine
 from lab.runner.drill import prepare_lab
 from lab.runner.drivers import DockerDrivers, Drivers
 from lab.runner.phases import outcome
@@ -62,6 +64,17 @@ class StartRequest:
     scenarios: dict[str, Scenario]
     time_limit_s: int | None
     seed: int | None
+    # Where the labs go, round-robin by seat (:func:`lab.provision.engines.place`).
+    engines: Sequence[Engine] = (engines.DEFAULT,)
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One engine of the drill: its client and the drivers that build labs on it."""
+
+    engine: Engine
+    client: docker.DockerClient
+    drivers: Drivers
 
 
 def symptom_limit(scenario: Scenario) -> float:
@@ -94,8 +107,10 @@ def bring_up(
     scenario: Scenario,
     report: Callable[[str], None],
     cancel: threading.Event,
+    engine: str = "",
 ) -> Trainee:
-    """One trainee's lab, broken, its symptom read and access granted."""
+    """One trainee's lab (on the engine recorded as ``engine``), broken, its symptom
+    read and access granted."""
     if cancel.is_set():
         raise DrillFailed("cancelled")
     roster = prepare_lab(drivers, scenario, seat.lab, report)
@@ -110,6 +125,7 @@ def bring_up(
         scenario=scenario.id,
         symptom=symptom,
         symptom_job=job,
+        engine=engine,
     )
     report("setting up trainee access")
     access = access_hook.grant(client, drill, trainee, roster)
@@ -126,11 +142,13 @@ def start_drill(
     drivers: Drivers | None = None,
 ) -> DrillState:
     """Bring the whole drill up, or nothing of it; returns its saved state."""
-    existing = set(labs.lab_names(client))
+    placed = _engines(client, request.engines, drivers)
+    existing = {lab for p in placed.values() for lab in labs.lab_names(p.client)}
     taken = [seat.lab for seat in request.seats if seat.lab in existing]
     if taken:
         raise BadInput(f"--name {request.name!r}: lab {taken[0]} already exists")
-    drivers = drivers or DockerDrivers(client)
+    seat_engine = engines.place([s.trainee for s in request.seats], request.engines)
+    engines.remember(request.engines)
     state = DrillState(
         name=request.name,
         time_limit_s=request.time_limit_s,
@@ -141,18 +159,25 @@ def start_drill(
                 lab=s.lab,
                 vm=request.scenarios[s.scenario].primary_vm,
                 scenario=s.scenario,
+                engine=seat_engine[s.trainee].url,
             )
             for s in request.seats
         ],
     )
     create(state)
+    seat_on = {s.trainee: placed[seat_engine[s.trainee].url] for s in request.seats}
     try:
-        vms = [vm for s in request.seats for vm in request.scenarios[s.scenario].spec.vms]
-        drivers.prepare(vms)
-        trainees = _bring_up_all(client, drivers, request, progress)
+        for engine_placed in placed.values():
+            seats_here = [s for s in request.seats if seat_on[s.trainee] is engine_placed]
+            vms = [vm for s in seats_here for vm in request.scenarios[s.scenario].spec.vms]
+            if vms:
+                engine_placed.drivers.prepare(vms)
+        trainees = _bring_up_all(seat_on, request, progress)
     except BaseException as exc:
         with signals.shielded("removing the drill's labs"):
-            remove_drill(drivers, request.name, [s.lab for s in request.seats])
+            for engine_placed in placed.values():
+                labs_here = [s.lab for s in request.seats if seat_on[s.trainee] is engine_placed]
+                remove_drill(engine_placed.drivers, request.name, labs_here)
         if isinstance(exc, DrillFailed | KeyboardInterrupt):
             raise
         if isinstance(exc, SnaplabError):
@@ -168,8 +193,24 @@ def start_drill(
     return final
 
 
+def _engines(
+    default: docker.DockerClient, wanted: Sequence[Engine], drivers: Drivers | None
+) -> dict[str, Placed]:
+    """A client and drivers per engine, each refused unless it is on this machine; labs
+    on another engine get their images from the first one (built there once)."""
+    placed: dict[str, Placed] = {}
+    for engine in wanted:
+        if engine.is_default:
+            placed[engine.url] = Placed(engine, default, drivers or DockerDrivers(default))
+            continue
+        client = engines.connect(engine)
+        engines.require_this_machine(engine, client)
+        placed[engine.url] = Placed(engine, client, DockerDrivers(client, image_source=default))
+    return placed
+
+
 def _bring_up_all(
-    client: docker.DockerClient, drivers: Drivers, request: StartRequest, progress: Progress
+    seat_on: dict[str, Placed], request: StartRequest, progress: Progress
 ) -> list[Trainee]:
     cancel = threading.Event()
     workers = capacity.start_workers(len(request.seats))
@@ -179,7 +220,8 @@ def _bring_up_all(
     try:
         for seat in request.seats:
             progress.phase(seat.trainee, "waiting for a free worker")
-            futures[pool.submit(_one, client, drivers, request, seat, progress, cancel)] = seat
+            on = seat_on[seat.trainee]
+            futures[pool.submit(_one, on, request, seat, progress, cancel)] = seat
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
@@ -207,8 +249,7 @@ def _bring_up_all(
 
 
 def _one(
-    client: docker.DockerClient,
-    drivers: Drivers,
+    on: Placed,
     request: StartRequest,
     seat: Seat,
     progress: Progress,
@@ -217,8 +258,9 @@ def _one(
     def report(text: str) -> None:
         progress.phase(seat.trainee, text)
 
+    scenario = request.scenarios[seat.scenario]
     return bring_up(
-        client, drivers, request.name, seat, request.scenarios[seat.scenario], report, cancel
+        on.client, on.drivers, request.name, seat, scenario, report, cancel, on.engine.url
     )
 
 

@@ -89,6 +89,8 @@ class Trainee(BaseModel):
     symptom_job: dict[str, Any] = Field(default_factory=dict)
     access: Access = Field(default_factory=Access)
     events: list[Event] = Field(default_factory=list)
+    # The Docker engine the lab is on (its URL; "" = the environment's own engine).
+    engine: str = ""
 
     def record(self, kind: EventKind, at: str | None = None, **detail: Any) -> Event:
         event = Event(at=at or now_iso(), kind=kind, detail=detail)

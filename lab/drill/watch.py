@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import docker
 
+from lab.drill import engines as drill_engines
 from lab.drill import guest_check
 from lab.drill.check import CheckResult, run_check
 from lab.drill.state import DrillNotFound, load
@@ -23,6 +24,7 @@ LOOK_SECONDS = 3.0
 
 def _serve_one(
     client: docker.DockerClient,
+    on_engine: docker.DockerClient,
     name: str,
     trainee: str,
     lab: str,
@@ -39,7 +41,7 @@ def _serve_one(
         report(f"{trainee}: check failed to run: {exc}")
     else:
         report(f"{line} (asked from the VM)")
-    guest_check.answer(client, lab, vm, line)
+    guest_check.answer(on_engine, lab, vm, line)
     with lock:
         busy.discard(trainee)
 
@@ -65,14 +67,25 @@ def serve(
             with lock:
                 if trainee.id in busy:
                     continue
-            if not guest_check.take_request(client, trainee.lab, trainee.vm):
+            on_engine = drill_engines.client_for(client, trainee)
+            if not guest_check.take_request(on_engine, trainee.lab, trainee.vm):
                 continue
             with lock:
                 busy.add(trainee.id)
             report(f"{trainee.id}: check asked from the VM")
             threading.Thread(
                 target=_serve_one,
-                args=(client, name, trainee.id, trainee.lab, trainee.vm, report, busy, lock),
+                args=(
+                    client,
+                    on_engine,
+                    name,
+                    trainee.id,
+                    trainee.lab,
+                    trainee.vm,
+                    report,
+                    busy,
+                    lock,
+                ),
                 name=f"snaplab-check-{trainee.id}",
                 daemon=True,
             ).start()

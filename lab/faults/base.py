@@ -18,6 +18,7 @@ from docker.models.containers import Container
 
 from lab.errors import SnaplabError
 from lab.platform.roster import GuestEntry, Roster
+from lab.provision import engines
 
 
 class FaultError(SnaplabError):
@@ -46,7 +47,14 @@ class FaultTarget:
 
     def run(self, script: str, *, timeout: float = 120.0) -> str:
         """Run a shell script in the guest as root (its console, not its agent)."""
-        argv = ["docker", "exec", self.guest.container, "bash", "-c", script]
+        argv = [
+            *engines.docker_cli(self.client),
+            "exec",
+            self.guest.container,
+            "bash",
+            "-c",
+            script,
+        ]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as exc:

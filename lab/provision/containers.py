@@ -20,6 +20,7 @@ from lab.errors import ProvisionFailed
 from lab.platform import guest_cgroups
 from lab.platform.control_auth import TOKEN_ENV
 from lab.platform.roster import CONTROL_PORT, ROSTER_PATH, GuestEntry, Roster
+from lab.provision import engines
 from lab.provision.labels import (
     AGENT_LABEL,
     ARM_PORT_LABEL,
@@ -233,6 +234,7 @@ def create_arm_twin(
     token: str,
     tls_dir: Path,
 ) -> Container:
+    engine_socket = engines.engine_of(client).socket_path
     container = _create(
         client,
         lab=lab,
@@ -250,7 +252,8 @@ def create_arm_twin(
         },
         host_config={
             "network_mode": "host",
-            "binds": {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+            # Its own engine's socket (the lab may be on a second engine of this machine).
+            "binds": {engine_socket: {"bind": "/var/run/docker.sock", "mode": "rw"}},
             # To open a (re)started guest's cgroups with nsenter (lab.platform.guest_cgroups);
             # NET_ADMIN: the VMs' NSG rules in the host's DOCKER-USER chain, from the host's
             # network namespace (lab.platform.arm.network_firewall).

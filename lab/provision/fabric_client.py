@@ -19,6 +19,7 @@ from docker.errors import DockerException
 from lab.errors import PlatformError
 from lab.platform.control_auth import bearer
 from lab.platform.roster import CONTROL_PORT, Roster
+from lab.provision import engines
 from lab.provision.labels import CONTROL_TOKEN_LABEL, ROLE_LABEL
 
 TIMEOUT = 5.0
@@ -32,17 +33,7 @@ def control_token(fabric_ip: str, *, fresh: bool = False) -> str:
     with _tokens_lock:
         if not fresh and fabric_ip in _tokens:
             return _tokens[fabric_ip]
-    try:
-        client = docker.from_env()
-        try:
-            fabrics = client.containers.list(
-                filters={"label": [f"{ROLE_LABEL}=fabric", CONTROL_TOKEN_LABEL]}, sparse=True
-            )
-        finally:
-            client.close()
-    except DockerException as exc:
-        raise PlatformError(f"cannot read the fabric's control token from Docker: {exc}") from exc
-    for fabric in fabrics:
+    for fabric in _fabrics():
         networks = (fabric.attrs.get("NetworkSettings") or {}).get("Networks") or {}
         if any(net.get("IPAddress") == fabric_ip for net in networks.values()):
             token = str(fabric.attrs.get("Labels", {}).get(CONTROL_TOKEN_LABEL, ""))
@@ -50,6 +41,25 @@ def control_token(fabric_ip: str, *, fresh: bool = False) -> str:
                 _tokens[fabric_ip] = token
             return token
     raise PlatformError(f"no running lab fabric at {fabric_ip} (its control token is unknown)")
+
+
+def _fabrics() -> list[Any]:
+    """Every labelled fabric on the environment's engine and on every other engine this
+    process placed labs on (:mod:`lab.provision.engines`)."""
+    selector = {"label": [f"{ROLE_LABEL}=fabric", CONTROL_TOKEN_LABEL]}
+    found: list[Any] = []
+    try:
+        client = docker.from_env()
+        try:
+            found.extend(client.containers.list(filters=selector, sparse=True))
+        finally:
+            client.close()
+        for other in engines.connected():
+            if not engines.engine_of(other).is_default:
+                found.extend(other.containers.list(filters=selector, sparse=True))
+    except DockerException as exc:
+        raise PlatformError(f"cannot read the fabric's control token from Docker: {exc}") from exc
+    return found
 
 
 class FabricClient:

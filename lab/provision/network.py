@@ -14,11 +14,15 @@ fabric and storage are on the bridge, before any guest boots.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 from docker.errors import APIError
@@ -35,9 +39,12 @@ from lab.provision.labels import (
     network_name,
     rule_comment,
 )
+from lab.provision.state_dir import state_root
 
 POOL = ipaddress.IPv4Network("10.213.0.0/16")
 CHAIN = "DOCKER-USER"
+ROUTE_TABLE = Path("/proc/net/route")
+SUBNET_LOCK = ".subnet.lock"
 
 
 @dataclass(frozen=True)
@@ -81,9 +88,50 @@ def _used_subnets(client: docker.DockerClient) -> set[ipaddress.IPv4Network]:
     return used
 
 
+def host_routes(text: str) -> set[ipaddress.IPv4Network]:
+    """The networks of this machine's routing table (``/proc/net/route``'s hex fields):
+    every engine's bridges on this machine, not only the ones one engine knows."""
+    found: set[ipaddress.IPv4Network] = set()
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            destination = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+            mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+            found.add(ipaddress.IPv4Network(f"{destination}/{mask}"))
+        except ValueError:
+            continue
+    return {net for net in found if net.prefixlen > 0}
+
+
+def _host_subnets() -> set[ipaddress.IPv4Network]:
+    try:
+        return host_routes(ROUTE_TABLE.read_text())
+    except OSError:
+        return set()
+
+
+@contextmanager
+def _allocation_lock() -> Iterator[None]:
+    """One lab's subnet chosen and its bridge made at a time on this machine: two engines
+    never see each other's networks, so their labs would otherwise pick the same /24."""
+    path = state_root() / SUBNET_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def create_network(client: docker.DockerClient, lab: str) -> LabAddresses:
-    """Create the lab's internal bridge on the first free /24 of the pool."""
-    used = _used_subnets(client)
+    """Create the lab's internal bridge on the first free /24 of the pool (free on the
+    engine and on this machine)."""
+    with _allocation_lock():
+        return _create_network(client, lab)
+
+
+def _create_network(client: docker.DockerClient, lab: str) -> LabAddresses:
+    used = _used_subnets(client) | _host_subnets()
     for subnet in POOL.subnets(new_prefix=24):
         if any(subnet.overlaps(u) for u in used):
             continue

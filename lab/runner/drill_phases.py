@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
-from lab.runner.drivers import env_exports, repo_root
+from lab.runner.drivers import DockerDrivers, env_exports, repo_root
 from lab.runner.phases import Phase, PhaseFailed, PhaseSkipped, RunContext
+from lab.runner.placement import lab_drivers
 
 if TYPE_CHECKING:
     import docker
@@ -51,11 +52,16 @@ def drill_name_for(lab: str) -> str:
     return f"{lab[:11].rstrip('-')}-{digest}"
 
 
-def _client(ctx: RunContext) -> docker.DockerClient:
-    client = getattr(ctx.drivers, "client", None)
-    if client is None:
+def _drivers(ctx: RunContext) -> DockerDrivers:
+    """The engine of the drill's trainee lab (``<drill>-t01``, not the item's lab name)."""
+    on = lab_drivers(ctx.drivers, f"{drill_name_for(ctx.lab)}-{TRAINEE}")
+    if on is None:
         raise PhaseFailed("the drill variant needs the real drivers (a Docker engine)")
-    return client
+    return on
+
+
+def _client(ctx: RunContext) -> docker.DockerClient:
+    return _drivers(ctx).client
 
 
 def _drill_start(ctx: RunContext) -> str:
@@ -76,7 +82,7 @@ def _drill_start(ctx: RunContext) -> str:
 
     ctx.on_lab_started(seat.lab)
     ctx.lab_started = True
-    state = start_drill(_client(ctx), request, _Progress(), ctx.drivers)
+    state = start_drill(_client(ctx), request, _Progress(), _drivers(ctx))
     trainee = state.trainee(TRAINEE)
     from lab.provision import lab as labs
 
@@ -97,7 +103,11 @@ def _check(ctx: RunContext, want_fixed: bool) -> str:
 
     result = run_check(_client(ctx), drill_name_for(ctx.lab), TRAINEE, ctx.drivers)
     if result.fixed != want_fixed:
-        raise PhaseFailed(f"expected {'fixed' if want_fixed else 'not yet'}", result.line())
+        causes = ", ".join(result.causes_left) or "none"
+        seen = f"job {result.job_status or 'none'}; causes the checks still find: {causes}"
+        raise PhaseFailed(
+            f"expected {'fixed' if want_fixed else 'not yet'}", f"{result.line()}\n{seen}"
+        )
     return result.line()
 
 

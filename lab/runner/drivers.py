@@ -100,13 +100,26 @@ class DockerDrivers:
     """The real collaborators: Docker labs, the fabric's backup service, the fault
     registry, :mod:`lab.diagnosis`, and runbook guest steps run over SSH."""
 
-    def __init__(self, client: docker.DockerClient, report: Report = lambda _: None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        report: Report = lambda _: None,
+        image_source: docker.DockerClient | None = None,
+    ) -> None:
         self.client = client
         self.report = report
+        # Another engine of the machine: images are built there once and copied here.
+        self.image_source = image_source
 
     def prepare(self, vms: Sequence[VmDecl]) -> None:
         ensure_client()  # guest steps go over SSH
-        for recipe in images.all_recipes(*guest_images(vms)):
+        recipes = images.all_recipes(*guest_images(vms))
+        if self.image_source is not None and self.image_source is not self.client:
+            from lab.provision.image_copy import copy_images
+
+            tags = [images.ensure_image(self.image_source, r, self.report) for r in recipes]
+            copy_images(self.image_source, self.client, tags, self.report)
+        for recipe in recipes:
             images.ensure_image(self.client, recipe, self.report)
 
     def up(self, lab: str, vms: Sequence[VmDecl], time_scale: float) -> Roster:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from lab.runner.phases import PHASES, Phase, PhaseFailed, RunContext, record_job
+from lab.runner.placement import lab_drivers
 
 if TYPE_CHECKING:
     import docker
@@ -53,10 +54,11 @@ OTHER = "other"
 
 
 def _client(ctx: RunContext) -> docker.DockerClient:
-    client = getattr(ctx.drivers, "client", None)
-    if client is None:
+    """The engine of the item's lab (the case's lab goes on the same one)."""
+    on = lab_drivers(ctx.drivers, ctx.lab)
+    if on is None:
         raise PhaseFailed("the round-trip variant needs the real drivers (a Docker engine)")
-    return client
+    return on.client
 
 
 def _scratch(ctx: RunContext) -> Path:

@@ -19,9 +19,10 @@ One ``snaplab run`` (``--parallel`` from ``SNAPLAB_CATALOG_PARALLEL``, default 3
   yet, the runbook applied over the trainee's own SSH and scoped credentials only, then
   ``drill check`` says fixed.
 
-Items run in the order given (each as ``ID@VARIANT``): the longest, schedule-storm's
-drill (two scheduled runs, an Azure day apart), starts first, and its other nine-VM items
-are spread through the run.
+Items run in the order given (each as ``ID@VARIANT``), variant by variant, so no two
+items of one scenario run together; the longest, schedule-storm's drill (two scheduled
+runs, an Azure day apart), starts first, and its other nine-VM items are spread through
+the run.
 The run's journal and JUnit land in reports/ for CI; each test below reads one record.
 """
 
@@ -57,6 +58,7 @@ VARIANTS = ("catalog", "without-fix", "round-trip", "drill")
 # started together load the machine enough to fail a CPU check), and none starts last.
 STORM = "schedule-storm"
 STORM_SPREAD = {0: "drill", 8: "without-fix", 20: "round-trip", 32: "catalog"}
+WHY_LINES = 25  # of the failed phase's output, in an assertion message
 AGENT_ITEMS = [f"{s.id}@agent={v.agent}" for s in WITH_AGENTS for v in s.spec.agent_variants]
 
 
@@ -68,7 +70,10 @@ def _lab_only(scenario: Scenario) -> bool:
 
 def _items() -> list[str]:
     """Every item as ``ID@VARIANT``, in the order the runner starts them."""
-    items = [f"{i}@{v}" for i in IDS if i != STORM for v in VARIANTS]
+    # Variant by variant, so one scenario's items are a dozen places apart and never run
+    # together: four cpu-saturation labs at once (each a full CPU of stress) starved the
+    # machine, and healthy backups beside them ran past the 23.75 s sub-task timeout.
+    items = [f"{i}@{v}" for v in VARIANTS for i in IDS if i != STORM]
     for position, variant in sorted(STORM_SPREAD.items()):
         items.insert(position, f"{STORM}@{variant}")
     return items + [f"{s.id}@agents" for s in WITH_AGENTS] + [f"{i}@{SCALE}" for i in SCALED]
@@ -117,9 +122,12 @@ def _record(journal: dict[str, Any], item_id: str) -> dict[str, Any]:
 
 
 def _why(record: dict[str, Any]) -> str:
+    """The failed phase, its error and the end of its output: all CI shows of a lab."""
     failed = record["failed_phase"]
-    errors = {p["name"]: p["error"] for p in record["phases"]}
-    return f"{record['id']}: {failed}: {errors.get(failed)}"
+    phases = {p["name"]: p for p in record["phases"]}
+    phase = phases.get(failed) or {}
+    tail = "\n".join(str(phase.get("output") or "").splitlines()[-WHY_LINES:])
+    return f"{record['id']}: {failed}: {phase.get('error')}\n{tail}"
 
 
 def _causes(record: dict[str, Any], key: str) -> list[str]:

@@ -289,7 +289,7 @@ def test_a_run_installs_az_first_when_a_runbook_types_it(
     monkeypatch.setattr(install, "ensure_installed", lambda report: calls.append("az"))
     monkeypatch.setattr(lab.cli_run.engine, "ensure_engine", lambda report: object())
     monkeypatch.setattr(lab.cli_run.engine, "raise_inotify_limit", lambda: None)
-    monkeypatch.setattr(lab.cli_run, "DockerDrivers", lambda client, report: FakeDrivers())
+    monkeypatch.setattr(lab.cli_run, "run_drivers", lambda client, names, report: FakeDrivers())
     result = CliRunner().invoke(lab.cli_run.run, ["demo"], obj={})
     assert result.exit_code == 0, result.output
     assert calls == ["az"] * installs

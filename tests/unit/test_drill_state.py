@@ -51,6 +51,7 @@ def test_round_trip_has_the_shared_shape(state_dir: Path) -> None:
         "symptom_job",
         "access",
         "events",
+        "engine",
     }
     assert first["access"] == {"ssh": "", "env_file": ""}
     assert first["events"][0]["kind"] == "started"

@@ -115,7 +115,7 @@ def test_params_are_read_as_yaml_values() -> None:
 def _fake_engine(monkeypatch: pytest.MonkeyPatch, drivers: FakeDrivers) -> None:
     monkeypatch.setattr(lab.cli_run.engine, "ensure_engine", lambda report: object())
     monkeypatch.setattr(lab.cli_run.engine, "raise_inotify_limit", lambda: None)
-    monkeypatch.setattr(lab.cli_run, "DockerDrivers", lambda client, report: drivers)
+    monkeypatch.setattr(lab.cli_run, "run_drivers", lambda client, names, report: drivers)
 
 
 @pytest.mark.usefixtures("catalog")

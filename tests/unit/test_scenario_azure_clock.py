@@ -81,7 +81,7 @@ def test_run_shows_the_mark_per_scenario_and_in_the_journal(
     write_scenario(root, "plain", SCENARIO_YAML.replace("id: demo", "id: plain"))
     monkeypatch.setattr(lab.cli_run.engine, "ensure_engine", lambda report: object())
     monkeypatch.setattr(lab.cli_run.engine, "raise_inotify_limit", lambda: None)
-    monkeypatch.setattr(lab.cli_run, "DockerDrivers", lambda client, report: FakeDrivers())
+    monkeypatch.setattr(lab.cli_run, "run_drivers", lambda client, names, report: FakeDrivers())
     added = run.name not in cli.commands
     if added:
         cli.add_command(run)
