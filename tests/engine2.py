@@ -228,12 +228,19 @@ def _terminate(process: subprocess.Popen[bytes], layout: Layout) -> None:
 
 
 def _stop_leftover(layout: Layout) -> None:
-    """An engine a killed test run left running (its pidfile names a live dockerd)."""
+    """An engine a killed test run left running (its pidfile names a live dockerd whose
+    parent is gone). One whose parent lives belongs to another test session: refused."""
     pid = _pid_from(layout.pidfile)
     command = _cmdline(pid) if pid is not None else ""
     if pid is None or "dockerd" not in command or str(layout.data_root) not in command:
         _kill_own_containerd(layout)
         return
+    parent = _parent(pid)
+    if parent > 1 and _alive(parent):
+        raise Engine2Error(
+            f"{layout.name} is in use: dockerd {pid}, started by process {parent} "
+            f"({_cmdline(parent)[:80].strip()})"
+        )
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while _alive(pid) and time.monotonic() < deadline:
@@ -266,6 +273,13 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return Path(f"/proc/{pid}").exists() and "zombie" not in _status(pid)
+
+
+def _parent(pid: int) -> int:
+    for line in _status(pid).splitlines():
+        if line.startswith("ppid:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _status(pid: int) -> str:
