@@ -184,6 +184,8 @@ def plan_run(arguments: Sequence[str], variant_options: Sequence[str]) -> list[R
     ``--variant`` applies to every listed ``ID`` (to the whole catalog when no plain ID is
     listed); without ``--variant`` that is the ``catalog`` variant. ``ID@VARIANT`` adds
     single items; given alone, they are the whole run. An item asked twice runs once.
+    Listed scenarios run variant by variant (every scenario's first variant, then the
+    next), then the single items in the order given.
     """
     listed: list[str] = []
     singles: list[tuple[str, Variant, str]] = []
@@ -203,8 +205,10 @@ def plan_run(arguments: Sequence[str], variant_options: Sequence[str]) -> list[R
     wanted = list(dict.fromkeys([*listed, *(s for s, _, _ in singles)]))
     scenarios = {s.id: s for s in load_scenarios(wanted)}
     items: list[RunItem] = []
-    for scenario_id in dict.fromkeys(listed):
-        for variant, where in variants or [(CATALOG, "")]:
+    # Variant by variant: one scenario's items sit far apart in a parallel run, so its
+    # load (four CPU-saturated guests at once) never piles up on the machine.
+    for variant, where in variants or [(CATALOG, "")]:
+        for scenario_id in dict.fromkeys(listed):
             items += expand(scenarios[scenario_id], variant, where, required=named)
     for scenario_id, variant, where in singles:
         items += expand(scenarios[scenario_id], variant, where)
