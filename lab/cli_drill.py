@@ -134,6 +134,7 @@ def drill_start(
     placed_on = engines.resolve_all(engine_names)
     loaded = {s.id: s for s in load_scenarios(sorted(set(ids)))}
     need = capacity.check_fits([loaded[i] for i in ids])
+    capacity.check_cores([loaded[i] for i in ids])
     seats = plan.seats(drill_name, ids)
     progress = TraineeProgress([s.trainee for s in seats])
     console.print(

@@ -18,6 +18,16 @@ with cgroup v1) on 2026-12-07, while other helpers' labs ran beside it:
 So a lab is budgeted at its platform's peak plus, per VM, a guest's peak, or the guest's
 whole limit for a scenario whose fault loads memory; the refusal keeps a margin for the
 host, dockerd and snaplab itself. Parallel starts are bounded by the cores.
+
+CPU is budgeted too, measured the same day with ``docker stats`` 20 s after ``up``: an idle
+lab (platform and one guest) uses 0.4 % of a core; a cpu-saturation lab's guest its whole
+quota (99.6 % of its one CPU) for as long as the drill runs; a healthy backup 1.5
+CPU-seconds over its 15 s. A 40-trainee random class (three cpu-saturation labs, three
+cores of work on two) passed the memory budget and then failed at its 24th lab: with
+every core held by stress workers, the other labs' backups ran past the sub-task
+timeout. The six-trainee class of the benchmark (one cpu-saturation lab) started and
+checked cleanly. So the loaded guests' quotas and the idle labs' share must leave
+:data:`FREE_CORES` of the machine's cores for starts, checks and the host.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lab.errors import SnaplabError
+from lab.provision.containers import GUEST_CPUS
 from lab.scenario import Scenario
 
 MIB = 1024 * 1024
@@ -36,10 +47,13 @@ GUEST_LIMIT_MIB = 1024  # a guest container's memory limit (what a memory fault 
 MEMORY_FAULTS = frozenset({"memory-pressure"})  # faults that fill their guest's memory
 HOST_MARGIN_MIB = 1536  # dockerd, the host's services, snaplab and its worker threads
 STARTS_PER_CORE = 2  # a lab's start spends half its time waiting (agent, fabric, backup)
+CPU_FAULTS = frozenset({"cpu-saturation"})  # faults that keep their guest's CPU quota busy
+IDLE_LAB_CORES = 0.004  # an idle lab, platform and guest (measured 0.4 % of a core)
+FREE_CORES = 0.9  # left for starts (a guest's boot ~65 % of a core), checks and the host
 
 
 class ClassTooBig(SnaplabError):
-    """The drill would not fit this machine (memory); nothing was started."""
+    """The drill would not fit this machine (memory or cores); nothing was started."""
 
     exit_code = 2
 
@@ -79,6 +93,27 @@ def check_fits(scenarios: Sequence[Scenario], free_mib: int | None = None) -> in
             f"this machine has {gib(free)} free"
         )
     return need
+
+
+def lab_cores(scenario: Scenario) -> float:
+    """The cores one trainee's lab keeps busy for the whole drill."""
+    loaded = {f.vm for f in scenario.spec.faults if f.fault in CPU_FAULTS}
+    return IDLE_LAB_CORES + GUEST_CPUS * sum(1 for vm in scenario.spec.vms if vm.name in loaded)
+
+
+def check_cores(scenarios: Sequence[Scenario], cores: int | None = None) -> float:
+    """Refuse, in one line, a class whose steady load leaves too little CPU for the rest."""
+    count = cores if cores is not None else (os.cpu_count() or 1)
+    busy = sum(lab_cores(s) for s in scenarios)
+    if busy + FREE_CORES > count:
+        loaded = sum(1 for s in scenarios if lab_cores(s) > IDLE_LAB_CORES)
+        raise ClassTooBig(
+            f"{len(scenarios)} trainees keep ~{busy:.1f} cores busy ({loaded} lab(s) whose "
+            f"fault holds a whole CPU, {IDLE_LAB_CORES * 100:.1f} % of a core for any other), "
+            f"and {FREE_CORES:g} core must stay free for starts and checks: this machine "
+            f"has {count} core(s)"
+        )
+    return busy
 
 
 def start_workers(trainees: int, cores: int | None = None) -> int:

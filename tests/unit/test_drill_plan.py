@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -119,3 +121,29 @@ def test_start_workers_are_bounded_by_cores() -> None:
     assert capacity.start_workers(1, cores=2) == 1
     assert capacity.start_workers(30, cores=8) == 16
     assert capacity.start_workers(3, cores=1) == 2
+
+
+def cpu_loaded(name: str) -> Any:
+    """A scenario whose fault holds its VM's whole CPU quota (as cpu-saturation's does)."""
+    loaded = scenario(name)
+    fault = SimpleNamespace(vm="vm1", fault=next(iter(capacity.CPU_FAULTS)))
+    return SimpleNamespace(spec=SimpleNamespace(vms=loaded.spec.vms, faults=(fault,)))
+
+
+def test_a_cpu_loaded_lab_costs_its_guest_quota() -> None:
+    assert capacity.lab_cores(scenario("a")) == capacity.IDLE_LAB_CORES
+    assert capacity.lab_cores(cpu_loaded("c")) == pytest.approx(capacity.IDLE_LAB_CORES + 1.0)
+
+
+def test_the_benchmark_class_fits_two_cores() -> None:
+    six = [scenario("a")] * 5 + [cpu_loaded("c")]
+    assert capacity.check_cores(six, cores=2) == pytest.approx(1.0 + 6 * capacity.IDLE_LAB_CORES)
+
+
+def test_two_cpu_loaded_labs_on_two_cores_are_refused_in_one_line() -> None:
+    with pytest.raises(capacity.ClassTooBig) as caught:
+        capacity.check_cores([scenario("a")] * 4 + [cpu_loaded("c")] * 2, cores=2)
+    text = str(caught.value)
+    assert "\n" not in text and caught.value.exit_code == 2
+    assert text.startswith("6 trainees keep ~2.0 cores busy (2 lab(s) whose fault holds")
+    assert text.endswith("this machine has 2 core(s)")
