@@ -109,6 +109,11 @@ def setup(with_az: bool, with_browser: bool) -> None:
         for recipe in recipes:
             report(f"{recipe.name}: {images.ensure_image(client, recipe, report)}")
         pruned = images.prune_stale_images(client, recipes)
+        for other in engines.known()[1:]:  # engines labs were placed on get copies
+            try:
+                pruned += images.prune_stale_images(engines.connect(other), recipes)
+            except EngineUnavailable as exc:
+                report(f"not pruned: {exc}")
         az = az_install.ensure_installed(report) if with_az else None
         chromium = browser.ensure_installed(report) if with_browser else None
     click.echo(f"snaplab is set up ({pruned} outdated image(s) removed)")

@@ -42,6 +42,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
+from lab.provision import images
 from tests import docker_chains
 
 NAME = "snaplab-engine2"
@@ -185,6 +186,9 @@ def running(
 ) -> Iterator[Engine2]:
     engine = start(first, keep_first_engine_rules=keep_first_engine_rules, layout=layout)
     try:
+        # Its data root outlives the session: images of older recipes would pile up there
+        # (``snaplab setup`` prunes only the engines it knows of).
+        images.prune_stale_images(engine.client, images.all_recipes())
         yield engine
     finally:
         stop(engine)
