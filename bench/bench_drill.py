@@ -9,7 +9,9 @@ v2 ``memory.current`` / ``memory.peak``), and the CPU seconds those containers u
 while starting. It needs a real Docker engine and about two labs' worth of the machine:
 run it inside ``labslot`` when other lab runs are not going.
 
-Its output is what lab/drill/capacity.py's numbers are checked against.
+Its output is what lab/drill/capacity.py's numbers are checked against. ``--engine URL``
+(repeatable) spreads the class over Docker engines of this machine, as ``drill start``
+does, and reads the containers of each.
 """
 
 from __future__ import annotations
@@ -117,6 +119,11 @@ def drill_containers(client: docker.DockerClient, drill: str) -> list[dict[str, 
     return rows
 
 
+def engine_client(engine: str) -> docker.DockerClient:
+    """A client for an ``--engine`` value given as ``default`` or a URL."""
+    return docker.from_env() if engine == "default" else docker.DockerClient(base_url=engine)
+
+
 def snaplab(*args: str, env: dict[str, str]) -> tuple[int, float, str]:
     began = time.monotonic()
     done = subprocess.run(
@@ -135,9 +142,15 @@ def main() -> int:
     parser.add_argument("--scenario", action="append", default=None)
     parser.add_argument("--name", default=f"drab{os.getpid() % 10000}")
     parser.add_argument("--json", type=Path, default=None, help="Also write the numbers here.")
+    parser.add_argument(
+        "--engine",
+        action="append",
+        default=[],
+        help="Passed to drill start (repeatable): the class spread over these engines.",
+    )
     options = parser.parse_args()
     scenarios = options.scenario or list(DEFAULT_SCENARIOS)
-    client = docker.from_env()
+    clients = [engine_client(e) for e in options.engine or ["default"]]
     env = dict(os.environ)
     env.setdefault("SNAPLAB_STATE_DIR", tempfile.mkdtemp(prefix="bench-drill-"))
 
@@ -147,10 +160,12 @@ def main() -> int:
     start_args = ["start", "--trainees", str(options.trainees), "--name", options.name]
     for item in scenarios:
         start_args += ["--scenario", item]
+    for engine in options.engine:
+        start_args += ["--engine", engine]
     code, start_s, output = snaplab(*start_args, env=env)
     sampler.stop.set()
     sampler.join()
-    containers = drill_containers(client, options.name)
+    containers = [c for client in clients for c in drill_containers(client, options.name)]
     idle_after = host_used_mib()
     print(output.rstrip())
     end_code, end_s, end_output = snaplab(
@@ -164,11 +179,13 @@ def main() -> int:
     print(end_output.rstrip())
     left = [
         c.name
+        for client in clients
         for c in client.containers.list(all=True, filters={"label": "snaplab.lab"})
         if c.labels.get("snaplab.lab", "").startswith(f"{options.name}-t")
     ]
     result = {
         "trainees": options.trainees,
+        "engines": options.engine or ["default"],
         "scenarios": scenarios,
         "start_exit": code,
         "start_seconds": round(start_s, 1),
