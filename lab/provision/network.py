@@ -19,6 +19,7 @@ import ipaddress
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,12 +40,11 @@ from lab.provision.labels import (
     network_name,
     rule_comment,
 )
-from lab.provision.state_dir import state_root
 
 POOL = ipaddress.IPv4Network("10.213.0.0/16")
 CHAIN = "DOCKER-USER"
 ROUTE_TABLE = Path("/proc/net/route")
-SUBNET_LOCK = ".subnet.lock"
+SUBNET_LOCK = Path("/run/lock/snaplab-subnets.lock")
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,12 @@ def _host_subnets() -> set[ipaddress.IPv4Network]:
 def _allocation_lock() -> Iterator[None]:
     """One lab's subnet chosen and its bridge made at a time on this machine: two engines
     never see each other's networks, so their labs would otherwise pick the same /24."""
-    path = state_root() / SUBNET_LOCK
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # One file for the whole machine, whatever state folder a process uses.
+    path = (
+        SUBNET_LOCK
+        if SUBNET_LOCK.parent.is_dir()
+        else Path(tempfile.gettempdir()) / SUBNET_LOCK.name
+    )
     with open(path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
