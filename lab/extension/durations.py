@@ -177,6 +177,22 @@ EXTENSION_OPERATION_TIMEOUT = AzureDuration(
     ),
 )
 
+SUPPORT_ROLLBACK_RESPONSE = AzureDuration(
+    timedelta(hours=1),
+    floor_seconds=5.0,
+    what=(
+        "a support case about a damaged extension release: Microsoft checks the package, "
+        "rolls the version back and answers in the case"
+    ),
+    source=(
+        "Microsoft publishes no number (on Azure an answer takes hours to days); one hour "
+        "is the lab's choice"
+    ),
+    floor_reason=(
+        "the create call's poller and a first read of the case see it Open before the answer"
+    ),
+)
+
 AGENT_EXTENSION_STATUS_WAIT = AzureDuration(
     timedelta(minutes=25),
     floor_seconds=30.0,
@@ -343,6 +359,7 @@ TABLE: tuple[AzureDuration, ...] = (
     BACKUP_SAS_EXPIRY,
     HOST_SNAPSHOT_WORK,
     EXTENSION_OPERATION_TIMEOUT,
+    SUPPORT_ROLLBACK_RESPONSE,
     AGENT_EXTENSION_STATUS_WAIT,
     PLATFORM_POWER_REPORT_PERIOD,
     EXTENSION_TOO_LATE_AFTER,

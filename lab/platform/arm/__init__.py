@@ -19,6 +19,10 @@ SDKs use against a lab, one module per resource provider so the layout shows wha
     network_rules       security rules as Azure validates them; the default rules
     network_store       the NSG rules the twin keeps (JSON in its container)
     network_firewall    the VMs' outbound NSG rules held in the host's DOCKER-USER chain
+    support             Microsoft.Support: the service catalog, support tickets, communications
+    support_documents   Microsoft.Support's JSON documents and the lab's service catalog
+    support_requests    a ticket's create request as Azure checks it
+    support_engineer    Microsoft's side of a case: check the package it names, roll back
     fabric              the fabric's control API, the twin's source of truth
     main                the process: ``python3 -m lab.platform.arm.main``
 

@@ -52,6 +52,8 @@ from lab.platform.arm.provider import Call, Route
 from lab.platform.arm.recovery_services import RecoveryServicesProvider
 from lab.platform.arm.recovery_services_fabric import BackupFabric
 from lab.platform.arm.resources import ResourcesProvider
+from lab.platform.arm.support import SupportProvider
+from lab.platform.arm.support_engineer import Publisher
 from lab.platform.host_power import VmLocks
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ class ArmTwin:
         nsg_store: NsgStore | None = None,
         nsg_firewall: FirewallFactory | None = None,
         backup: BackupFabric | None = None,
+        publisher: Publisher | None = None,
     ) -> None:
         if not token:
             raise ValueError("the ARM twin needs a non-empty bearer token")
@@ -109,6 +112,12 @@ class ArmTwin:
         self._routes += ResourcesProvider().routes()  # the subscription az logs in to
         if self.recovery_services is not None:
             self._routes += self.recovery_services.routes()
+        # Microsoft.Support, where Microsoft's answer to a case checks the publisher's packages.
+        self.support = (
+            SupportProvider(publisher, self.operations) if publisher is not None else None
+        )
+        if self.support is not None:
+            self._routes += self.support.routes()
         self._urls = _url_map(self._routes)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

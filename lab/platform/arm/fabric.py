@@ -222,6 +222,26 @@ class HttpFabricClient:
         except (ValueError, KeyError, TypeError) as exc:
             raise FabricError(f"the fabric's versions of {handler!r} are not valid: {exc}") from exc
 
+    def published_packages(self, handler: str) -> tuple[tuple[str, str], ...] | None:
+        """(version, package) of each version the manifest lists, oldest first; the
+        package is ``ok``, ``corrupt`` or ``missing`` (the publisher's own knowledge).
+        None when the platform publishes no such handler."""
+        text = self._get(f"/control/v1/extensions/{quote(handler, safe='')}/versions")
+        if text is None:
+            return None
+        try:
+            listed = json.loads(text)["versions"]
+            return tuple((str(v["version"]), str(v["package"])) for v in listed)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FabricError(f"the fabric's versions of {handler!r} are not valid: {exc}") from exc
+
+    def withdraw_version(self, handler: str, version: str) -> bool:
+        """Stop offering ``version`` (the publisher's rollback); False if not published."""
+        path = (
+            f"/control/v1/extensions/{quote(handler, safe='')}/versions/{quote(version, safe='')}"
+        )
+        return self._request("DELETE", path) is not None
+
     def goal_state_handlers(self, vm: str) -> tuple[GoalStateHandler, ...]:
         text = self._get(f"/control/v1/vms/{quote(vm, safe='')}/extensions")
         if text is None:

@@ -176,6 +176,7 @@ def main(env: Mapping[str, str] | None = None) -> int:
         DockerPower(),
         config.token,
         backup=fabric,
+        publisher=fabric,
         nsg_store=NsgStore(NSG_STATE),
         nsg_firewall=HostIptables,
     )
