@@ -3,10 +3,7 @@
 A fence's info string says where its code runs: ``bash guest`` (in the scenario's first
 faulted VM, over SSH as its admin and then root, as after ``sudo -i`` on an Azure VM,
 with ``bash -e``), ``bash guest vm=NAME`` (another VM), ``bash platform`` (on the Docker
-host, with the lab's ``snaplab env`` exports) or ``python platform``, or ``bash publisher``:
-what the extension's publisher (Microsoft) does and an engineer cannot, such as withdrawing
-a broken release, played by the lab where the runbook says so (run like a platform step);
-the
+host, with the lab's ``snaplab env`` exports) or ``python platform``; the
 word ``fix`` after them (``bash guest fix``) marks a step that clears the cause, as opposed
 to one that looks or waits, so the runner can prove the runbook needs it (the
 ``without-fix`` variant runs the runbook without those steps). Any other fence is only
@@ -39,16 +36,24 @@ from markdown_it import MarkdownIt
 from lab.errors import BadInput
 from lab.provision.ssh_client import SshTarget
 
-StepKind = Literal["guest", "platform", "publisher"]
+StepKind = Literal["guest", "platform"]
 StepLanguage = Literal["bash", "python"]
 
 EXECUTABLE_LANGUAGES: tuple[StepLanguage, ...] = ("bash", "python")
 STEP_TIMEOUT_SECONDS = 300.0
 OUTPUT_TAIL_LINES = 20
 FORMS = (
-    "'bash guest', 'bash guest vm=NAME', 'bash platform', 'python platform' or "
-    "'bash publisher', optionally followed by 'fix'"
+    "'bash guest', 'bash guest vm=NAME', 'bash platform' or 'python platform', "
+    "optionally followed by 'fix'"
 )
+# A step no engineer can take: what Microsoft does (withdrawing a release) is asked of
+# Microsoft through a support case, never played by a runbook.
+NOT_A_PLACE = {
+    "publisher": (
+        "a runbook does not play Microsoft; ask Microsoft through a support case "
+        "(Microsoft.Support, azure-mgmt-support) in a 'python platform' step"
+    ),
+}
 FIX_WORD = "fix"
 
 
@@ -91,11 +96,9 @@ def _step_from_fence(info: str, code: str, line: int, source: str) -> Step | Non
     def bad(problem: str) -> BadInput:
         return BadInput(f"{source} line {line}: fence '{info}': {problem}")
 
-    kinds: dict[str, StepKind] = {
-        "guest": "guest",
-        "platform": "platform",
-        "publisher": "publisher",
-    }
+    kinds: dict[str, StepKind] = {"guest": "guest", "platform": "platform"}
+    if words[1] in NOT_A_PLACE:
+        raise bad(NOT_A_PLACE[words[1]])
     if words[1] not in kinds:
         raise bad(f"expected {FORMS}")
     kind = kinds[words[1]]
@@ -109,7 +112,7 @@ def _step_from_fence(info: str, code: str, line: int, source: str) -> Step | Non
             raise bad(f"unexpected {option!r} (expected {FORMS})")
         else:
             vm = value
-    if kind in ("guest", "publisher") and language != "bash":
+    if kind == "guest" and language != "bash":
         raise bad(f"{kind} steps are bash; Python steps run on the platform ('python platform')")
     if not code.strip():
         raise bad("the step has no code")

@@ -5,10 +5,10 @@ A runbook proved in the lab is worth something only if the same steps work on Az
 
 - ``docker``: on Azure there is no container to exec into or inspect;
 - a ``snaplab`` subcommand other than ``ssh`` (how people reach a lab VM, as ``ssh`` does
-  on Azure) and ``env`` (the lab's stand-ins for Azure's login and endpoints), except
-  ``snaplab extension`` in a ``bash publisher`` step: the lab playing the extension's
-  publisher, the one party that can withdraw a release, in a step the runbook marks as not
-  the engineer's;
+  on Azure) and ``env`` (the lab's stand-ins for Azure's login and endpoints); what only
+  Microsoft can do (withdrawing a broken extension release) is asked of Microsoft through
+  a support case, and a ``bash publisher`` step, the lab playing Microsoft, is refused
+  when the runbook is read (:mod:`lab.runbook`);
 - the lab's own Python package (``import lab...``): on Azure only the SDKs exist;
 - a name the fault chose: the scenario's VM names, its faults' parameter values and the
   ``artefacts`` its scenario file declares (a unit, a file, a version the fault made up).
@@ -30,7 +30,6 @@ from lab.runbook import Step
 from lab.scenario import Scenario
 
 ALLOWED_SNAPLAB_COMMANDS = ("ssh", "env")
-PUBLISHER_SNAPLAB_COMMANDS = ("extension",)
 
 _DOCKER = re.compile(r"(?<![\w./-])docker(?![\w.-])")
 # ``snaplab`` as a command (not a path, a variable or a Python module), then its next word
@@ -91,10 +90,7 @@ def lint_step(step: Step, runbook: str, names: Sequence[str]) -> list[Finding]:
     for match in _SNAPLAB.finditer(code):
         word = _NEXT_WORD.match(match.group("rest"))
         command = word.group("word") if word else None
-        allowed: tuple[str, ...] = ALLOWED_SNAPLAB_COMMANDS
-        if step.kind == "publisher":
-            allowed = (*allowed, *PUBLISHER_SNAPLAB_COMMANDS)
-        if command not in allowed:
+        if command not in ALLOWED_SNAPLAB_COMMANDS:
             at(
                 match.start(),
                 f"calls 'snaplab {command or ''}'".rstrip()

@@ -10,8 +10,8 @@ the check pass), with a real backup as the check:
 3. ``drill-runbook``: the runbook, applied with only what the trainee has: guest steps
    over the trainee's own SSH (their key, their host port) and platform steps with the
    trainee's env file (their lab's scoped ARM credentials), never the lab's key or the
-   fabric's control token. ``bash publisher`` steps stay the lab's (they play Microsoft,
-   which no trainee is);
+   fabric's control token (a support case to Microsoft too, with the trainee's own
+   credentials);
 4. ``drill-check-fixed``: ``drill check`` must say fixed;
 5. ``drill-end`` (final): ``drill end`` removes the lab and the drill's state.
 
@@ -26,12 +26,12 @@ import hashlib
 import os
 import shlex
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.runbook import RunbookResult, StepPlace, platform_env, run_steps
-from lab.runner.drivers import DockerDrivers, env_exports, repo_root
+from lab.runbook import StepPlace, platform_env, run_steps
+from lab.runner.drivers import DockerDrivers
 from lab.runner.phases import Phase, PhaseFailed, PhaseSkipped, RunContext
 from lab.runner.placement import lab_drivers
 
@@ -167,7 +167,6 @@ def trainee_env(exports: dict[str, str], lab: str, vm: str) -> dict[str, str]:
 
 def _drill_runbook(ctx: RunContext) -> str:
     from lab.drill.state import load
-    from lab.provision import lab as labs
 
     state = load(drill_name_for(ctx.lab))
     trainee = state.trainee(TRAINEE)
@@ -188,19 +187,7 @@ def _drill_runbook(ctx: RunContext) -> str:
         platform_env=trainee_env(exports, trainee.lab, trainee.vm),
         cwd=Path(tempfile.gettempdir()),
     )
-    arm = labs.arm_endpoint(_client(ctx), trainee.lab)
-    as_publisher = replace(
-        as_trainee,
-        platform_env=platform_env(env_exports(arm), trainee.lab, trainee.vm),
-        cwd=repo_root(),
-    )
-    result = RunbookResult()
-    for step in ctx.scenario.steps:
-        place = as_publisher if step.kind == "publisher" else as_trainee
-        one = run_steps([step], place, cancel=ctx.cancel)
-        result.results.extend(one.results)
-        if one.failed is not None:
-            break
+    result = run_steps(ctx.scenario.steps, as_trainee, cancel=ctx.cancel)
     source = ctx.scenario.runbook_ref
     transcript = result.transcript(source)
     failed = result.failed

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from lab.cli import cli
+from lab.errors import BadInput
 from lab.runbook_lint import lint_catalog, lint_scenario
 from lab.scenario import load_scenario, load_scenarios
 from tests.unit.test_runner_fakes import SCENARIO_YAML, FakeFault, fake_fault, write_scenario
@@ -116,13 +117,13 @@ def test_cli_refuses_a_folder_that_does_not_exist(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
-def test_only_a_publisher_step_may_withdraw_an_extension_release(root: Path) -> None:
+def test_no_step_may_withdraw_an_extension_release(root: Path) -> None:
+    """Withdrawing a release is Microsoft's; a runbook asks for it in a support case."""
     withdraw = 'snaplab extension withdraw "$version"'
-    assert _findings(root, _fence(withdraw, "bash publisher fix")) == []
     found = _findings(root, _fence(withdraw, "bash platform fix"))
     assert len(found) == 1 and "calls 'snaplab extension'" in found[0]
-    found = _findings(root, _fence("snaplab nsg list x", "bash publisher fix"))
-    assert len(found) == 1 and "calls 'snaplab nsg'" in found[0]
+    with pytest.raises(BadInput, match="does not play Microsoft"):
+        _findings(root, _fence(withdraw, "bash publisher fix"))
 
 
 def test_every_catalog_runbook_works_on_azure() -> None:

@@ -195,7 +195,7 @@ def test_runbook_fence_with_a_typo(root: Path) -> None:
     runbook = "# Runbook\n\n```bash guets\nsystemctl restart walinuxagent\n```\n"
     assert _error(root, runbook=runbook) == (
         "scenarios/demo/runbook.md line 3: fence 'bash guets': expected 'bash guest', "
-        "'bash guest vm=NAME', 'bash platform', 'python platform' or 'bash publisher', "
+        "'bash guest vm=NAME', 'bash platform' or 'python platform', "
         "optionally followed by 'fix'"
     )
 
