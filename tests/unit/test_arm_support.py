@@ -10,6 +10,7 @@ it when they choose, so the delay is checked without waiting for it.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,11 +34,13 @@ from lab.platform.arm.managed_identity import PATH as IDENTITY_PATH
 from lab.platform.arm.naming import vm_resource_id
 from lab.platform.arm.support_engineer import HANDLER, answer_case, named_versions
 from lab.platform.control import ControlApp
-from lab.platform.guest_state import Fabric
+from lab.platform.guest_state import CHANNEL_HOSTPLUGIN, Fabric
 from lab.platform.roster import Roster
 from lab.platform.timescale import SUPPORT_ROLLBACK_RESPONSE
 from lab.provision.tls import write_lab_tls
-from tests.unit.fabric_samples import make_fabric
+from lab.runbook import StepPlace, run_steps
+from lab.scenario import load_scenario
+from tests.unit.fabric_samples import make_fabric, vm_status
 from tests.unit.recovery_services_rig import serve_http
 from tests.unit.test_armtwin import FakePower
 
@@ -394,3 +397,64 @@ def test_the_decision_reads_only_the_named_versions() -> None:
     assert other.withdrawn == []
     down = answer_case("t", AGENT_ERROR, "vm1", FakePublisher({}, fail=True))
     assert not down.close and "engineering team" in down.body
+
+
+# --------------------------------------------------------------------------- the runbook
+
+
+def _failed_download_status() -> bytes:
+    """A VM status whose VMSnapshotLinux handler failed to download its new version, as
+    waagent 2.7.3.0 reports it after its retries (no settings status: it never ran)."""
+    status = vm_status()
+    status["aggregateStatus"]["handlerAggregateStatus"] = [
+        {
+            "handlerVersion": "1.0.93.0",
+            "handlerName": HANDLER,
+            "status": "NotReady",
+            "code": 1001,
+            "useExactVersion": True,
+            "formattedMessage": {
+                "lang": "en-US",
+                "message": "Failed to download artifacts: [ExtensionDownloadError] "
+                "File is not a zip file",
+            },
+        }
+    ]
+    return json.dumps(status).encode()
+
+
+def test_the_runbooks_support_steps_file_a_case_and_read_the_answer(
+    desk: Desk, tmp_path: Path
+) -> None:
+    """Steps 3 and 4 of the scenario's runbook, as written, against the twin: the
+    version and the agent's error from the instance view, the case, Microsoft's answer."""
+    _broken(desk)
+    guest = desk.fabric.guest("vm1")
+    assert guest is not None
+    guest.record_status(_failed_download_status(), CHANNEL_HOSTPLUGIN)
+    assert desk.twin.support is not None
+    desk.twin.support._schedule = lambda delay, work: threading.Timer(0.5, work).start()
+    endpoint = desk.support._client._base_url
+    ca = str(tmp_path / "tls" / "ca.pem")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "ARM_ENDPOINT": endpoint,
+        "IDENTITY_ENDPOINT": f"{endpoint}{IDENTITY_PATH}",
+        "IDENTITY_HEADER": TOKEN,
+        "AZURE_SUBSCRIPTION_ID": desk.roster.subscription_id,
+        "AZURE_RESOURCE_GROUP": desk.roster.resource_group,
+        "REQUESTS_CA_BUNDLE": ca,
+        "SNAPLAB_VM": "vm1",
+    }
+    steps = [s for s in load_scenario("extension-update-failed").steps if "support" in s.code]
+    assert len(steps) == 2 and all(s.fix and s.kind == "platform" for s in steps)
+    result = run_steps(steps, StepPlace({}, "vm1", env, tmp_path), timeout=120)
+    assert result.failed is None, result.transcript("runbook.md")
+    filed, answered = (r.output for r in result.results)
+    assert "1.0.93.0: Failed to download artifacts" in filed
+    assert "Azure Backup / Backup of Azure VMs / VM agent or backup extension errors" in filed
+    assert "rolled the release back" in answered and answered.rstrip().endswith("Closed")
+    assert [v.version for v in desk.fabric.artifacts.versions(HANDLER)] == ["1.0.92.0"]
+    (ticket,) = desk.support.support_tickets.list()
+    assert "1.0.93.0" in (ticket.description or "") and ticket.status == "Closed"
