@@ -7,7 +7,9 @@ read) or absent on every channel (``missing``: 404 directly and through the
 HostGAPlugin, which serves only this store). That is the platform side of "the backup
 extension fails to update": the agent is offered the version and cannot install it.
 Withdrawing a version (:meth:`ArtifactStore.withdraw`) is what the publisher's rollback
-does: the manifest stops listing it and its package is gone.
+does: the manifest stops listing it and its package is gone. Microsoft's side of a
+support case (:mod:`lab.platform.arm.support_engineer`, through the control API) reads
+each listed version's package state here and withdraws a damaged one.
 """
 
 from __future__ import annotations
