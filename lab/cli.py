@@ -180,7 +180,7 @@ def status(
     lab_name: str | None, vm_names: tuple[str, ...], wait_ready: float | None, as_json: bool
 ) -> None:
     """Show a lab's VMs, their agents and extensions."""
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     lab = labs.resolve_lab(client, lab_name)
     result = labs.status(client, lab, vm_names)
     if wait_ready is not None:
@@ -206,12 +206,10 @@ def down(lab_name: str | None, everything: bool, missing_ok: bool) -> None:
         raise click.UsageError("give a LAB or --all, not both")
     if missing_ok and not lab_name:
         raise click.UsageError("--missing-ok needs a LAB")
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     if everything:
         click.echo(f"removed {_sweep_engines(client)} object(s) of every lab")
         return
-    if lab_name is not None and not missing_ok:
-        client = _engine_holding(client, lab_name)
     # --missing-ok: removal by label anyway, which finds nothing when the lab is gone.
     target = lab_name if missing_ok else labs.resolve_lab(client, lab_name)
     removed = labs.down(client, target)
@@ -235,26 +233,12 @@ def _sweep_engines(default: docker.DockerClient) -> int:
     return removed
 
 
-def _engine_holding(default: docker.DockerClient, lab: str) -> docker.DockerClient:
-    """The engine ``lab`` is on: the usual one, else another engine labs were placed on."""
-    if lab in labs.lab_names(default):
-        return default
-    for placed in engines.known()[1:]:
-        try:
-            client = engines.connect(placed)
-        except EngineUnavailable:
-            continue
-        if lab in labs.lab_names(client):
-            return client
-    return default
-
-
 @cli.command()
 @click.argument("lab_name", metavar="[LAB]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the exports as one JSON object.")
 def env(lab_name: str | None, as_json: bool) -> None:
     """Print shell exports that point the Azure SDK (and az, once installed) at the lab."""
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     arm = labs.arm_endpoint(client, labs.resolve_lab(client, lab_name))
     exports = env_exports(arm)
     if as_json:
@@ -274,7 +258,7 @@ def extension() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def extension_versions(lab_name: str | None, as_json: bool) -> None:
     """List the versions in the extension's manifest and whether each package is whole."""
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
     versions = FabricClient(roster.fabric_ip).extension_versions(HANDLER_NAME)
     if as_json:
@@ -291,7 +275,7 @@ def extension_versions(lab_name: str | None, as_json: bool) -> None:
 @click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
 def extension_withdraw(version: str, lab_name: str | None) -> None:
     """Stop offering VERSION (the publisher's rollback of a bad package)."""
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
     gone = FabricClient(roster.fabric_ip).withdraw_version(HANDLER_NAME, version)
     click.echo(f"withdrew {HANDLER_NAME} {gone['version']} ({gone['package']} package)")

@@ -15,7 +15,7 @@ import sys
 import click
 from rich.console import Console
 
-from lab.provision import engine
+from lab.provision import engines
 from lab.provision import lab as labs
 from lab.provision.vault import LabVault, policy_line, summary
 
@@ -24,7 +24,7 @@ console = Console(stderr=True)
 
 
 def _vault(lab_name: str | None) -> LabVault:
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     return LabVault.of(client, labs.resolve_lab(client, lab_name))
 
 

@@ -18,7 +18,7 @@ from lab.cases.importer import import_bundle, slug
 from lab.cases.load import dump_case
 from lab.cli_case import case
 from lab.errors import BadInput
-from lab.provision import engine
+from lab.provision import engines
 from lab.provision import lab as labs
 
 
@@ -44,7 +44,7 @@ def collect_logs(vm: str, lab_name: str | None, output: Path | None, full: bool)
     target = output if output is not None else Path(f"{vm}-logs.zip")
     if target.parent != Path() and not target.parent.is_dir():
         raise BadInput(f"-o {target}: folder {target.parent} does not exist")
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     result = collect(client, labs.resolve_lab(client, lab_name), vm, full)
     try:
         target.write_bytes(result.data)

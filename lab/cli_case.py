@@ -21,7 +21,7 @@ from lab.cases import origin
 from lab.cases.build import build_case, load_buildable, require_symptom, run_case
 from lab.cases.load import dump_case
 from lab.cases.model import Case
-from lab.provision import engine
+from lab.provision import engine, engines
 from lab.provision import lab as labs
 from lab.provision.spec import lab_spec
 
@@ -109,7 +109,7 @@ def case_run(case_file: Path, lab_name: str | None, as_json: bool, keep: bool) -
 )
 def case_export(lab_name: str | None, output: Path | None, redact: bool) -> None:
     """Write the case file of a running lab, as it was built."""
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     lab = labs.resolve_lab(client, lab_name)
     exported = origin.exported_case(lab, labs.status(client, lab))
     if redact:

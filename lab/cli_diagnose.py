@@ -17,7 +17,7 @@ from lab.bundle.diagnose import BundleDiagnosis, diagnose_bundle_file
 from lab.diagnosis import Diagnosis
 from lab.diagnosis import diagnose as run_diagnosis
 from lab.errors import BadInput
-from lab.provision import engine
+from lab.provision import engines
 from lab.provision import lab as labs
 
 
@@ -43,7 +43,7 @@ def diagnose(vm: str | None, lab_name: str | None, bundle: Path | None, as_json:
         return
     if vm is None:
         raise BadInput("diagnose: name a VM, or give --bundle BUNDLE.zip")
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
     result = run_diagnosis(client, roster, vm)
     click.echo(json.dumps(result.to_json(), indent=2) if as_json else render(result))

@@ -18,7 +18,7 @@ import click
 from azure.mgmt.network.models import SecurityRule
 
 from lab import nsg_api
-from lab.provision import engine
+from lab.provision import engines
 from lab.provision import lab as labs
 
 LAB_HELP = "Lab name (default: the only lab)."
@@ -26,7 +26,7 @@ PRIORITY = click.IntRange(100, 4096)  # Azure's range for an NSG's own rules
 
 
 def _nsg(lab_name: str | None, vm: str) -> tuple[str, nsg_api.VmNsg]:
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     lab = labs.resolve_lab(client, lab_name)
     network, group = nsg_api.connect(client, lab)
     return lab, nsg_api.find(network, group, vm)

@@ -28,7 +28,7 @@ from lab.errors import BadInput
 from lab.faults import fault_by_id
 from lab.journal import Journal, PhaseRecord, ScenarioRecord
 from lab.junit import write_junit
-from lab.provision import engine
+from lab.provision import engine, engines
 from lab.runner import (
     DEFAULT_LAB_PREFIX,
     KEEP_CHOICES,
@@ -240,7 +240,7 @@ def inject(vm: str, fault: str, lab_name_: str | None, params: tuple[str, ...]) 
     """Apply one FAULT to a running VM (faults add up: each stays real on its own)."""
     values = parse_params(params)
     fault_by_id(fault)
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name_)
     lab, summary = apply_fault(client, lab_name_, vm, fault, values)
     click.echo(f"{fault} applied to {vm} in lab {lab}: {summary}")
 

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from lab.provision import engine
+from lab.provision import engines
 from lab.provision import lab as labs
 from lab.provision.ssh_client import ensure_client, target_for
 
@@ -30,7 +30,7 @@ from lab.provision.ssh_client import ensure_client, target_for
 )
 def ssh(vm: str, command: tuple[str, ...], lab_name: str | None) -> None:
     """Log in to VM as its admin over SSH, or run COMMAND there (its exit code)."""
-    client = engine.connect()
+    client = engines.connect_for_lab(lab_name)
     roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
     target = target_for(roster, vm)
     argv = target.argv(command, ssh=ensure_client())

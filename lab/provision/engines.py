@@ -212,3 +212,23 @@ def _read_known(path: Path) -> dict[str, str]:
     if not isinstance(data, dict):
         return {}
     return {str(url): str(name) for url, name in data.items() if str(url)}
+
+
+def connect_for_lab(lab: str | None) -> docker.DockerClient:
+    """The client of the engine holding ``lab``: the usual engine, else another engine
+    labs were placed on (the usual one when no engine has it, or no lab is named, so the
+    command's own "no lab named ..." answers)."""
+    from lab.provision import engine
+    from lab.provision import lab as labs
+
+    default = engine.connect()
+    if lab is None or lab in labs.lab_names(default):
+        return default
+    for placed in known()[1:]:
+        try:
+            client = connect(placed)
+        except EngineUnavailable:
+            continue
+        if lab in labs.lab_names(client):
+            return client
+    return default

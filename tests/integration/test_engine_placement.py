@@ -78,6 +78,9 @@ def test_a_drill_spreads_over_two_engines_and_ends_on_both(
         checked = _ok("drill", "check", "t02", "--drill", DRILL)
         assert "t02: not yet (attempt 1): the backup failed:" in checked.output
 
+        # Lab commands find the lab on the engine it went to.
+        (vm,) = json.loads(_ok("status", T02, "--json").output)["vms"]
+        assert (vm["name"], vm["power_state"]) == ("vm1", "running")
         # ``down LAB`` finds the lab on the engine it went to.
         removed = _ok("down", T02)
         assert f"of {T02}" in removed.output

@@ -21,7 +21,7 @@ GROUP = SnaplabGroup(commands={"diagnose": cli_diagnose.diagnose})
 
 @pytest.fixture
 def lab(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_diagnose.engine, "connect", lambda: object())
+    monkeypatch.setattr(cli_diagnose.engines, "connect_for_lab", lambda lab: object())
     monkeypatch.setattr(cli_diagnose.labs, "resolve_lab", lambda client, name: name or "fake")
     monkeypatch.setattr(cli_diagnose.labs, "roster_of", lambda client, name: FAKE_ROSTER)
 
@@ -84,7 +84,7 @@ def test_unknown_vm_is_bad_input(lab: None) -> None:
 
 
 def test_unknown_lab(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli_diagnose.engine, "connect", lambda: object())
+    monkeypatch.setattr(cli_diagnose.engines, "connect_for_lab", lambda lab: object())
 
     def missing(client: object, name: str | None) -> str:
         raise LabNotFound(f"no lab named {name!r} (running: none)")

@@ -43,7 +43,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
             raise LabNotFound(f"no lab named {name!r} (running: {LAB})")
         return LAB
 
-    monkeypatch.setattr(cli_nsg.engine, "connect", lambda: object())
+    monkeypatch.setattr(cli_nsg.engines, "connect_for_lab", lambda lab: object())
     monkeypatch.setattr(cli_nsg.labs, "resolve_lab", resolve)
     monkeypatch.setattr(nsg_api, "connect", lambda _client, _lab: (twin.network, RG))
     yield twin

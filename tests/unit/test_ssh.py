@@ -282,7 +282,7 @@ def test_sshd_answers_only_with_an_ssh_banner() -> None:
 @pytest.fixture
 def one_lab(monkeypatch: pytest.MonkeyPatch, state: Path) -> list[list[str]]:
     execs: list[list[str]] = []
-    monkeypatch.setattr(cli_ssh.engine, "connect", lambda: object())
+    monkeypatch.setattr(cli_ssh.engines, "connect_for_lab", lambda lab: object())
     monkeypatch.setattr(cli_ssh.labs, "resolve_lab", lambda client, name: name or "l1")
     monkeypatch.setattr(cli_ssh.labs, "roster_of", lambda client, lab: roster("vm1"))
     monkeypatch.setattr(cli_ssh, "ensure_client", lambda: Path("/usr/bin/ssh"))
@@ -332,7 +332,7 @@ def test_snaplab_ssh_to_an_unknown_vm_is_one_line_exit_2(one_lab: list[list[str]
 def test_snaplab_ssh_to_an_unknown_lab_is_one_line_exit_2(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli_ssh.engine, "connect", lambda: object())
+    monkeypatch.setattr(cli_ssh.engines, "connect_for_lab", lambda lab: object())
     monkeypatch.setattr(cli_ssh.labs, "lab_names", lambda client: ["l1"])
     result = CliRunner().invoke(cli, ["ssh", "vm1", "--lab", "nope", "--", "true"])
     assert result.exit_code == 2

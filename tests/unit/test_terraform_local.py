@@ -276,7 +276,7 @@ def test_down_missing_ok_removes_by_label_without_resolving(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     removed: list[str | None] = []
-    monkeypatch.setattr("lab.provision.engine.connect", lambda: object())
+    monkeypatch.setattr("lab.provision.engines.connect_for_lab", lambda lab: object())
 
     def down(client: object, lab: str | None) -> int:
         removed.append(lab)
@@ -296,7 +296,7 @@ def test_down_missing_ok_removes_by_label_without_resolving(
 
 def test_env_json_prints_the_same_exports_as_one_object(monkeypatch: pytest.MonkeyPatch) -> None:
     exports = {"ARM_ENDPOINT": "https://127.0.0.1:1", "IDENTITY_HEADER": "a b'c"}
-    monkeypatch.setattr("lab.provision.engine.connect", lambda: object())
+    monkeypatch.setattr("lab.provision.engines.connect_for_lab", lambda lab: object())
     monkeypatch.setattr("lab.provision.lab.resolve_lab", lambda client, name: name)
     monkeypatch.setattr("lab.provision.lab.arm_endpoint", lambda client, lab: lab)
     monkeypatch.setattr("lab.cli.env_exports", lambda arm: exports)
