@@ -201,7 +201,12 @@ def test_end_reveals_writes_debrief_and_leaves_nothing(drills: FakeDrivers, tmp_
     assert (tmp_path / "out" / "roster.txt").exists()
 
 
-def test_a_scheduled_symptom_is_checked_on_the_next_scheduled_run(drills: FakeDrivers) -> None:
+def test_a_scheduled_symptom_is_checked_on_the_next_scheduled_run(
+    drills: FakeDrivers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One lab at a time: the fake hands its jobs out in call order, and two labs starting
+    # together would take them in either order (t02 could get t01's scheduled failure).
+    monkeypatch.setattr(drill_start.capacity, "start_workers", lambda trainees: 1)
     drills.jobs = [
         {
             "job_id": "s1",
