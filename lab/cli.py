@@ -274,7 +274,8 @@ def extension_versions(lab_name: str | None, as_json: bool) -> None:
 @click.argument("version")
 @click.option("--lab", "lab_name", default=None, help="Lab name (default: the only lab).")
 def extension_withdraw(version: str, lab_name: str | None) -> None:
-    """Stop offering VERSION (the publisher's rollback of a bad package)."""
+    """Stop offering VERSION, as Microsoft's rollback of a damaged release does (the
+    platform does it itself when a support case names the version)."""
     client = engines.connect_for_lab(lab_name)
     roster = labs.roster_of(client, labs.resolve_lab(client, lab_name))
     gone = FabricClient(roster.fabric_ip).withdraw_version(HANDLER_NAME, version)
