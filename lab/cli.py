@@ -108,12 +108,9 @@ def setup(with_az: bool, with_browser: bool) -> None:
         recipes = images.all_recipes()
         for recipe in recipes:
             report(f"{recipe.name}: {images.ensure_image(client, recipe, report)}")
-        pruned = images.prune_stale_images(client, recipes)
-        for other in engines.known()[1:]:  # engines labs were placed on get copies
-            try:
-                pruned += images.prune_stale_images(engines.connect(other), recipes)
-            except EngineUnavailable as exc:
-                report(f"not pruned: {exc}")
+        # Every engine labs were placed on holds copies of the images.
+        answering = engines.answering(client, lambda _, exc: report(f"not pruned: {exc}"))
+        pruned = sum(images.prune_stale_images(c, recipes) for _, c in answering)
         az = az_install.ensure_installed(report) if with_az else None
         chromium = browser.ensure_installed(report) if with_browser else None
     click.echo(f"snaplab is set up ({pruned} outdated image(s) removed)")
@@ -219,16 +216,15 @@ def down(lab_name: str | None, everything: bool, missing_ok: bool) -> None:
 def _sweep_engines(default: docker.DockerClient) -> int:
     """Every lab object on the usual engine and on every other engine labs were placed on
     (one that does not answer now is named, and remembered for the next sweep)."""
-    removed = 0
-    unreachable = []
-    for placed in engines.known():
-        try:
-            client = default if placed.is_default else engines.connect(placed)
-        except EngineUnavailable as exc:
-            click.echo(f"skipped: {exc}", err=True)
-            unreachable.append(placed)
-            continue
-        removed += labs.down(client, None)
+    unreachable: list[engines.Engine] = []
+
+    def skipped(placed: engines.Engine, exc: EngineUnavailable) -> None:
+        click.echo(f"skipped: {exc}", err=True)
+        unreachable.append(placed)
+
+    # Listed before the first removal: the usual engine's sweep clears the state folder.
+    answering = list(engines.answering(default, skipped))
+    removed = sum(labs.down(client, None) for _, client in answering)
     engines.remember(unreachable)
     return removed
 

@@ -13,7 +13,7 @@ import docker
 
 from lab.provision import engines
 from lab.runner.drivers import DockerDrivers, Drivers
-from lab.runner.placement import PlacedDrivers
+from lab.runner.placement import PlacedDrivers, engine_drivers
 
 engine_option = click.option(
     "--engine",
@@ -34,12 +34,4 @@ def run_drivers(
     if wanted == [engines.DEFAULT]:
         return DockerDrivers(default, report)
     engines.remember(wanted)
-    placed = []
-    for engine in wanted:
-        if engine.is_default:
-            placed.append(DockerDrivers(default, report))
-            continue
-        client = engines.connect(engine)
-        engines.require_this_machine(engine, client)
-        placed.append(DockerDrivers(client, report, image_source=default))
-    return PlacedDrivers(placed)
+    return PlacedDrivers([engine_drivers(default, engine, report) for engine in wanted])

@@ -40,8 +40,9 @@ from lab.provision import engines
 from lab.provision import lab as labs
 from lab.provision.engines import Engine
 from lab.runner.drill import prepare_lab
-from lab.runner.drivers import DockerDrivers, Drivers
+from lab.runner.drivers import Drivers
 from lab.runner.phases import outcome
+from lab.runner.placement import engine_drivers
 from lab.scenario import Scenario
 
 
@@ -200,12 +201,11 @@ def _engines(
     on another engine get their images from the first one (built there once)."""
     placed: dict[str, Placed] = {}
     for engine in wanted:
-        if engine.is_default:
-            placed[engine.url] = Placed(engine, default, drivers or DockerDrivers(default))
+        if engine.is_default and drivers is not None:
+            placed[engine.url] = Placed(engine, default, drivers)
             continue
-        client = engines.connect(engine)
-        engines.require_this_machine(engine, client)
-        placed[engine.url] = Placed(engine, client, DockerDrivers(client, image_source=default))
+        on = engine_drivers(default, engine)
+        placed[engine.url] = Placed(engine, on.client, on)
     return placed
 
 

@@ -23,7 +23,6 @@ LOOK_SECONDS = 3.0
 
 
 def _serve_one(
-    client: docker.DockerClient,
     on_engine: docker.DockerClient,
     name: str,
     trainee: str,
@@ -34,7 +33,7 @@ def _serve_one(
     lock: threading.Lock,
 ) -> None:
     try:
-        result: CheckResult | None = run_check(client, name, trainee)
+        result: CheckResult | None = run_check(on_engine, name, trainee)
         line = result.line() if result else ""
     except SnaplabError as exc:
         line = f"{trainee}: the check could not run ({exc.__class__.__name__}); ask your trainer"
@@ -76,7 +75,6 @@ def serve(
             threading.Thread(
                 target=_serve_one,
                 args=(
-                    client,
                     on_engine,
                     name,
                     trainee.id,

@@ -22,7 +22,7 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,6 +214,18 @@ def _read_known(path: Path) -> dict[str, str]:
     return {str(url): str(name) for url, name in data.items() if str(url)}
 
 
+def answering(
+    default: docker.DockerClient, skipped: Callable[[Engine, EngineUnavailable], None]
+) -> Iterator[tuple[Engine, docker.DockerClient]]:
+    """Every engine labs were placed on, the usual one first, with a client; one that does
+    not answer now goes to ``skipped`` instead."""
+    for placed in known():
+        try:
+            yield placed, default if placed.is_default else connect(placed)
+        except EngineUnavailable as exc:
+            skipped(placed, exc)
+
+
 def connect_for_lab(lab: str | None) -> docker.DockerClient:
     """The client of the engine holding ``lab``: the usual engine, else another engine
     labs were placed on (the usual one when no engine has it, or no lab is named, so the
@@ -222,13 +234,9 @@ def connect_for_lab(lab: str | None) -> docker.DockerClient:
     from lab.provision import lab as labs
 
     default = engine.connect()
-    if lab is None or lab in labs.lab_names(default):
+    if lab is None:
         return default
-    for placed in known()[1:]:
-        try:
-            client = connect(placed)
-        except EngineUnavailable:
-            continue
+    for _, client in answering(default, lambda placed, exc: None):
         if lab in labs.lab_names(client):
             return client
     return default

@@ -114,7 +114,7 @@ class DockerDrivers:
     def prepare(self, vms: Sequence[VmDecl]) -> None:
         ensure_client()  # guest steps go over SSH
         recipes = images.all_recipes(*guest_images(vms))
-        if self.image_source is not None and self.image_source is not self.client:
+        if self.image_source is not None:
             from lab.provision.image_copy import copy_images
 
             tags = [images.ensure_image(self.image_source, r, self.report) for r in recipes]

@@ -14,9 +14,13 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import docker
+
 from lab.platform.roster import Roster
+from lab.provision import engines
+from lab.provision.engines import Engine
 from lab.runbook import RunbookResult
-from lab.runner.drivers import Diagnosis, DockerDrivers, Drivers
+from lab.runner.drivers import Diagnosis, DockerDrivers, Drivers, Report
 from lab.scenario import Scenario
 from lab.scenario_schema import VmDecl
 
@@ -101,3 +105,15 @@ def lab_drivers(drivers: Drivers, lab: str) -> DockerDrivers | None:
     if isinstance(drivers, PlacedDrivers):
         return drivers.on(lab)
     return drivers if isinstance(drivers, DockerDrivers) else None
+
+
+def engine_drivers(
+    default: docker.DockerClient, engine: Engine, report: Report = lambda _: None
+) -> DockerDrivers:
+    """One engine's drivers: the usual engine's, or those of another engine of this
+    machine (refused if it is not), whose images are built on the usual one and copied."""
+    if engine.is_default:
+        return DockerDrivers(default, report)
+    client = engines.connect(engine)
+    engines.require_this_machine(engine, client)
+    return DockerDrivers(client, report, image_source=default)

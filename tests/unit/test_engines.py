@@ -165,3 +165,16 @@ def test_a_bad_engine_option_exits_2_with_one_line() -> None:
     result = CliRunner().invoke(cli, [*argv, "--engine", "ssh://x"], obj={})
     assert result.exit_code == 2
     assert "--engine 'ssh://x': unsupported scheme 'ssh'" in result.output
+
+
+def test_an_engine_that_does_not_answer_is_skipped_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SNAPLAB_STATE_DIR", str(tmp_path))
+    gone = engines.Engine("gone", f"unix://{tmp_path}/no-such.sock")
+    engines.remember([gone])
+    default: Any = object()
+    skipped: list[engines.Engine] = []
+    found = list(engines.answering(default, lambda placed, exc: skipped.append(placed)))
+    assert found == [(engines.DEFAULT, default)]
+    assert skipped == [gone]
